@@ -1,0 +1,86 @@
+//! Command-line parsing shared by the steps: clap, but with Docker's exit
+//! status for bad input (125) and a short message.
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+/// Parses the command line into `T`. `--help` and `--version` print and exit
+/// 0; any other problem prints clap's first line plus a pointer to `--help`
+/// and exits 125.
+pub fn parse<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(parsed) => parsed,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            std::process::exit(0)
+        }
+        Err(err) if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            std::process::exit(crate::EXIT_RUNTIME_ERROR)
+        }
+        Err(err) => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{}: {first} (see --help)", program_name());
+            std::process::exit(crate::EXIT_RUNTIME_ERROR)
+        }
+    }
+}
+
+/// The running binary's name, for messages (`step02-chroot: error: …`).
+pub fn program_name() -> String {
+    std::env::args()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(|path| path.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "docker-from-scratch".into())
+}
+
+/// A size such as `64m`, `1g`, `512k` or `1048576` (bytes), as Docker takes
+/// for `--memory`. For clap's `value_parser`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, unit) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("invalid size {text:?}: use bytes or a number with k, m or g (64m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_docker_suffixes() {
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512kb"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("").is_err());
+    }
+}
+
+/// The exit statuses every step documents in its `--help`.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  the command's own status    when the command ran
+  128+N                       when the command died of signal N (137 = SIGKILL)
+  126                         the command was found but cannot be executed
+  127                         the command was not found in the container
+  125                         the runtime itself failed (bad option, missing image, not root, ...)";

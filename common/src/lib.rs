@@ -1,0 +1,32 @@
+//! What every step of the workshop shares but does not teach: the image
+//! store, container ids and directories, the device table, exit-status
+//! reporting, error hints, the `--trace` facility and test helpers.
+//!
+//! The system calls a step teaches are *not* here: they are called in that
+//! step's `src/main.rs`, where the diff against the previous step shows them.
+
+pub mod cli;
+pub mod container;
+pub mod devices;
+pub mod env;
+pub mod errors;
+pub mod fsutil;
+pub mod image;
+pub mod signals;
+pub mod status;
+pub mod testing;
+pub mod trace;
+
+/// Where images and containers live unless `--image-dir` / `--container-dir`
+/// say otherwise. Named once, here.
+pub const STATE_DIR: &str = "/var/lib/docker-from-scratch";
+/// `STATE_DIR/images`: `<name>.tar` or `<name>.tar.gz`, extracted once into
+/// `<name>/rootfs`.
+pub const IMAGE_DIR: &str = "/var/lib/docker-from-scratch/images";
+/// `STATE_DIR/containers`: one directory per running container.
+pub const CONTAINER_DIR: &str = "/var/lib/docker-from-scratch/containers";
+/// The image used when `--image` is not given; built from the host's static
+/// busybox when missing.
+pub const DEFAULT_IMAGE: &str = "busybox";
+/// The exit status for the runtime's own errors (Docker uses the same).
+pub const EXIT_RUNTIME_ERROR: i32 = 125;

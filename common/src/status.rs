@@ -1,0 +1,136 @@
+//! How a container ended, in Docker's exit statuses: the command's own
+//! status; 128+N when it died of signal N; 127 when the command is not found
+//! in the container, 126 when it is found but cannot be executed; 125 when the
+//! runtime itself failed before the command started.
+
+use std::convert::Infallible;
+use std::fmt;
+
+use nix::errno::Errno;
+use nix::sys::wait::WaitStatus;
+
+use crate::EXIT_RUNTIME_ERROR;
+
+/// The command could not be executed: execvp failed with `errno`.
+#[derive(Debug)]
+pub struct NotRunnable {
+    pub command: String,
+    pub errno: Errno,
+}
+
+impl NotRunnable {
+    pub fn exit_code(&self) -> i32 {
+        match self.errno {
+            Errno::ENOENT | Errno::ENOTDIR => 127,
+            _ => 126,
+        }
+    }
+}
+
+impl fmt::Display for NotRunnable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.exit_code() {
+            127 => write!(
+                f,
+                "{:?}: command not found in the container ({})",
+                self.command, self.errno
+            ),
+            _ => write!(
+                f,
+                "{:?}: cannot be executed in the container ({})",
+                self.command, self.errno
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NotRunnable {}
+
+/// Turns a failed exec of `command` into a [`NotRunnable`] error.
+pub fn exec_failed(command: &str, err: anyhow::Error) -> anyhow::Error {
+    let errno = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Errno>())
+        .copied();
+    anyhow::Error::new(NotRunnable {
+        command: command.to_string(),
+        errno: errno.unwrap_or(Errno::UnknownErrno),
+    })
+}
+
+/// The end of every forked child: it only gets here when exec did not
+/// happen. Prints why and leaves with 127, 126 or 125, without running the
+/// parent's exit handlers a second time (`_exit`).
+pub fn child_exit(result: anyhow::Result<Infallible>) -> ! {
+    let err = match result {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    let code = err
+        .downcast_ref::<NotRunnable>()
+        .map_or(EXIT_RUNTIME_ERROR, NotRunnable::exit_code);
+    crate::errors::print(&err);
+    // SAFETY: _exit(2) ends the process at once; it touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Prints the last line of a run (`container 1a2b3c exited with status 0`)
+/// and returns the exit status the runtime should leave with.
+pub fn report(who: &str, status: WaitStatus) -> i32 {
+    let (line, code) = describe(status);
+    eprintln!("{who} {line}");
+    code
+}
+
+fn describe(status: WaitStatus) -> (String, i32) {
+    match status {
+        WaitStatus::Exited(_, code) => (format!("exited with status {code}"), code),
+        WaitStatus::Signaled(_, signal, core) => {
+            let core = if core { ", core dumped" } else { "" };
+            (
+                format!(
+                    "was killed by signal {} ({}){core}",
+                    signal as i32,
+                    signal.as_str()
+                ),
+                128 + signal as i32,
+            )
+        }
+        other => (
+            format!("ended in an unexpected state: {other:?}"),
+            EXIT_RUNTIME_ERROR,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
+
+    #[test]
+    fn a_signal_is_128_plus_its_number() {
+        let (line, code) = describe(WaitStatus::Signaled(
+            Pid::from_raw(1),
+            Signal::SIGKILL,
+            false,
+        ));
+        assert_eq!(code, 137);
+        assert_eq!(line, "was killed by signal 9 (SIGKILL)");
+    }
+
+    #[test]
+    fn exec_errors_map_to_docker_codes() {
+        let not_found = NotRunnable {
+            command: "nope".into(),
+            errno: Errno::ENOENT,
+        };
+        let not_executable = NotRunnable {
+            command: "/etc".into(),
+            errno: Errno::EACCES,
+        };
+        assert_eq!(not_found.exit_code(), 127);
+        assert_eq!(not_executable.exit_code(), 126);
+    }
+}

@@ -1,0 +1,84 @@
+//! `--trace`: every primitive a step calls goes through [`sys!`], which, when
+//! tracing is on, prints the call as written in the source, its result and
+//! the time it took. When the call fails, the error names the call with the
+//! values of its arguments, so a learner sees what was asked of the kernel.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns tracing on or off for this process (and its forked children).
+pub fn enable(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Prints one narrated line when tracing is on, for steps that want to say
+/// which of two paths they took.
+pub fn note(message: &str) {
+    if enabled() {
+        eprintln!("trace[{}] # {message}", std::process::id());
+    }
+}
+
+/// Called by [`sys!`] before the call: exec never returns, so its line is
+/// printed up front.
+#[doc(hidden)]
+pub fn before(source: &str) {
+    if enabled() && source.starts_with("exec") {
+        eprintln!("trace[{}] {source} ...", std::process::id());
+    }
+}
+
+/// Called by [`sys!`] after the call.
+#[doc(hidden)]
+pub fn after<T: Debug, E>(
+    source: &str,
+    started: Instant,
+    result: Result<T, E>,
+    arguments: impl FnOnce() -> Vec<String>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Debug + Send + Sync + 'static,
+{
+    let took = started.elapsed();
+    if enabled() {
+        match &result {
+            Ok(value) => eprintln!(
+                "trace[{}] {source} = Ok({value:?}) [{took:.1?}]",
+                std::process::id()
+            ),
+            Err(err) => eprintln!(
+                "trace[{}] {source} = Err({err:?}) [{took:.1?}]",
+                std::process::id()
+            ),
+        }
+    }
+    result.map_err(|err| {
+        let name = source.split('(').next().unwrap_or(source);
+        anyhow::Error::new(err).context(format!("{name}({}) failed", arguments().join(", ")))
+    })
+}
+
+/// Wraps one system call: `sys!(chroot(&rootfs))?`.
+///
+/// The call itself is written exactly as without the macro, so the step reads
+/// like the man page. A failure becomes an `anyhow` error that names the call
+/// and its argument values: `chroot("/var/lib/…/rootfs") failed: ENOENT: …`.
+/// Arguments are evaluated again only to print them after a failure, so they
+/// should be plain values or references (as system call arguments are).
+#[macro_export]
+macro_rules! sys {
+    ($($function:ident)::+ ( $($argument:expr),* $(,)? )) => {{
+        let source = format!("{}({})", stringify!($($function)::+), <[&str]>::join(&[$(stringify!($argument)),*], ", "));
+        $crate::trace::before(&source);
+        let started = ::std::time::Instant::now();
+        let result = $($function)::+($($argument),*);
+        $crate::trace::after(&source, started, result, || vec![$(format!("{:?}", $argument)),*])
+    }};
+}

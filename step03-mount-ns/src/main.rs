@@ -1,0 +1,191 @@
+//! Step 03: a mount namespace.
+//!
+//! The child first unshare(2)s its mount namespace: from then on it has its
+//! own copy of the mount table, and what it mounts is not seen by the host.
+//! It makes every mount in its copy private, so that nothing propagates back
+//! to the host even where the host's "/" is shared (systemd makes it so). When
+//! the last process in the namespace exits, the kernel unmounts everything in
+//! it. /dev gets the device nodes a program expects (mknod(2)) and a private
+//! devpts for terminals. The root is still a chroot: `breakout` still escapes.
+
+use std::convert::Infallible;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Parser;
+use clap::Subcommand;
+use common::container::Container;
+use common::devices::DEVICES;
+use common::devices::LINKS;
+use common::status;
+use common::sys;
+use nix::mount::MsFlags;
+use nix::mount::mount;
+use nix::sched::CloneFlags;
+use nix::sched::unshare;
+use nix::sys::stat::Mode;
+use nix::sys::stat::SFlag;
+use nix::sys::stat::makedev;
+use nix::sys::stat::mknod;
+use nix::sys::wait::WaitPidFlag;
+use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
+use nix::unistd::Pid;
+use nix::unistd::chdir;
+use nix::unistd::chroot;
+use nix::unistd::execvpe;
+use nix::unistd::fork;
+
+/// Docker from scratch, one Linux primitive at a time.
+#[derive(Parser)]
+#[command(name = "step03-mount-ns", version, after_help = common::cli::EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run COMMAND in a new container
+    Run(Args),
+}
+
+#[derive(clap::Args)]
+struct Args {
+    /// Set an environment variable in the container (repeatable)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = common::env::parse_env)]
+    env: Vec<String>,
+    /// The image to run: <image-dir>/<NAME>.tar or .tar.gz
+    #[arg(short = 'i', long, value_name = "NAME", default_value = common::DEFAULT_IMAGE)]
+    image: String,
+    /// Where images are kept and extracted
+    #[arg(long, value_name = "DIR", default_value = common::IMAGE_DIR)]
+    image_dir: PathBuf,
+    /// Where each container gets its directory while it runs
+    #[arg(long, value_name = "DIR", default_value = common::CONTAINER_DIR)]
+    container_dir: PathBuf,
+    /// Print each system call of this step, its result and how long it took
+    #[arg(long)]
+    trace: bool,
+    /// The command to run in the container, and its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+fn main() {
+    let Command::Run(args) = common::cli::parse::<Cli>().command;
+    common::trace::enable(args.trace);
+    match run(&args) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => common::errors::die(err),
+    }
+}
+
+fn run(args: &Args) -> Result<i32> {
+    common::errors::require_root()?;
+    let image = common::image::rootfs(&args.image_dir, &args.image)?;
+    let container = Container::create(&args.container_dir)?;
+    let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
+    // The child's mounts died with its mount namespace; the parent still
+    // removes the container's directory.
+    container.remove_after(ended)
+}
+
+fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
+    // SAFETY: the runtime is single-threaded, so the child may run any code
+    // until it execs or exits; it does nothing else.
+    match unsafe { sys!(fork()) }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => status::child_exit(child(args, container, image)),
+    }
+}
+
+/// Runs in the forked child: becomes the container's command, or returns
+/// the reason it could not.
+fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible> {
+    let argv = common::env::command_line(&args.command)?;
+    let env = common::env::container_env(&args.env)?;
+    // A mount namespace of our own, and no propagation in or out of it:
+    // MS_REC makes every mount private, not just "/".
+    sys!(unshare(CloneFlags::CLONE_NEWNS))?;
+    sys!(mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>
+    ))?;
+    // A fresh copy of the image per container, as the workshop does before
+    // it has overlayfs (step 05): slow for big images, but writes stay ours.
+    let rootfs = container.dir.join("rootfs");
+    common::fsutil::copy_tree(image, &rootfs)?;
+    // The kernel's views a command expects: processes, devices and sysfs.
+    sys!(mount(
+        Some("proc"),
+        &rootfs.join("proc"),
+        Some("proc"),
+        MsFlags::empty(),
+        None::<&str>
+    ))?;
+    sys!(mount(
+        Some("sysfs"),
+        &rootfs.join("sys"),
+        Some("sysfs"),
+        MsFlags::empty(),
+        None::<&str>
+    ))?;
+    sys!(mount(
+        Some("tmpfs"),
+        &rootfs.join("dev"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=755,size=65536k")
+    ))?;
+    // The devices every container gets, made by hand: the tmpfs is ours,
+    // so the host's /dev (disks and all) never shows up inside.
+    let dev = rootfs.join("dev");
+    for device in DEVICES {
+        let mode = Mode::from_bits_truncate(device.mode);
+        sys!(mknod(
+            &dev.join(device.name),
+            SFlag::S_IFCHR,
+            mode,
+            makedev(device.major, device.minor)
+        ))?;
+        // mknod applies our umask; the devices need their exact modes.
+        std::fs::set_permissions(
+            dev.join(device.name),
+            std::os::unix::fs::PermissionsExt::from_mode(device.mode),
+        )?;
+    }
+    for (name, target) in LINKS {
+        symlink(target, dev.join(name))?;
+    }
+    // A private devpts instance: the container's terminals are its own.
+    std::fs::create_dir(dev.join("pts"))?;
+    sys!(mount(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+    ))?;
+    // chroot changes how this process resolves "/"; chdir moves its working
+    // directory inside, or "." would still be the host's.
+    sys!(chroot(&rootfs))?;
+    sys!(chdir("/"))?;
+    // execvpe searches PATH like a shell does, then replaces this process's
+    // program with the command; on success it never returns.
+    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
+}
+
+fn wait(pid: Pid, container: &Container) -> Result<i32> {
+    common::signals::forward_to(pid)?;
+    let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
+    Ok(status::report(
+        &format!("container {}", container.id),
+        status,
+    ))
+}
