@@ -25,9 +25,6 @@ fn main() {
             .arg(&source)
             .status()
             .unwrap_or_else(|e| panic!("cannot run rustc for {source}: {e}"));
-        assert!(
-            status.success(),
-            "building the static helper {source} failed"
-        );
+        assert!(status.success(), "building the static helper {source} failed");
     }
 }

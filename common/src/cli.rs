@@ -10,12 +10,7 @@ use clap::error::ErrorKind;
 pub fn parse<T: Parser>() -> T {
     match T::try_parse() {
         Ok(parsed) => parsed,
-        Err(err)
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) =>
-        {
+        Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = err.print();
             std::process::exit(0)
         }
@@ -61,6 +56,31 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {text:?}: use bytes or a number with k, m or g (64m)"))
 }
 
+/// The exit statuses every step documents in its `--help`.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  the command's own status    when the command ran
+  128+N                       when the command died of signal N (137 = SIGKILL)
+  126                         the command was found but cannot be executed
+  127                         the command was not found in the container
+  125                         the runtime itself failed (bad option, missing image, not root, ...)";
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub fn parse_swap(text: &str) -> Result<i64, String> {
+    if text.trim() == "-1" {
+        return Ok(-1);
+    }
+    parse_size(text).map(|bytes| bytes as i64)
+}
+
+/// `--cpus`: a positive decimal number of CPUs (0.5, 2).
+pub fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(cpus) if cpus >= 0.01 && cpus.is_finite() => Ok(cpus),
+        _ => Err(format!("invalid --cpus {text:?}: use a number of CPUs of at least 0.01, like 1.5")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;
@@ -75,12 +95,3 @@ mod tests {
         assert!(parse_size("").is_err());
     }
 }
-
-/// The exit statuses every step documents in its `--help`.
-pub const EXIT_CODES: &str = "\
-Exit status:
-  the command's own status    when the command ran
-  128+N                       when the command died of signal N (137 = SIGKILL)
-  126                         the command was found but cannot be executed
-  127                         the command was not found in the container
-  125                         the runtime itself failed (bad option, missing image, not root, ...)";

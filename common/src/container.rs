@@ -5,7 +5,7 @@ use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix::mount::{MntFlags, umount2};
 
 use crate::fsutil;
@@ -21,18 +21,11 @@ impl Container {
     /// that a container root mapped to another uid can still reach its own
     /// files below it.
     pub fn create(container_dir: &Path) -> Result<Container> {
-        fs::create_dir_all(container_dir).with_context(|| {
-            format!(
-                "cannot create the container directory {}",
-                container_dir.display()
-            )
-        })?;
+        fs::create_dir_all(container_dir)
+            .with_context(|| format!("cannot create the container directory {}", container_dir.display()))?;
         let id = new_id()?;
         let dir = container_dir.join(&id);
-        fs::DirBuilder::new()
-            .mode(0o711)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        fs::DirBuilder::new().mode(0o711).create(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o711))?;
         Ok(Container { id, dir })
     }
@@ -41,11 +34,24 @@ impl Container {
     /// still mounted below its directory (as seen from our mount namespace),
     /// then the directory itself.
     pub fn remove(&self) -> Result<()> {
+        self.unmount()?;
+        fsutil::remove_tree(&self.dir)
+    }
+
+    /// Unmounts whatever is still mounted at or below the container's
+    /// directory in our mount namespace, and checks that nothing is left:
+    /// removing files through a leftover bind mount would delete the
+    /// image's (or the host's) files.
+    fn unmount(&self) -> Result<()> {
         for point in fsutil::mounts_under("self", &self.dir)? {
             umount2(&point, MntFlags::MNT_DETACH)
                 .with_context(|| format!("umount2({}, MNT_DETACH) failed", point.display()))?;
         }
-        fsutil::remove_tree(&self.dir)
+        let left = fsutil::mounts_under("self", &self.dir)?;
+        if !left.is_empty() {
+            bail!("still mounted after unmounting: {left:?}");
+        }
+        Ok(())
     }
 }
 
@@ -76,8 +82,10 @@ impl Container {
         }
     }
 
-    /// For `--keep`: leaves the directory for inspection and says where.
+    /// For `--keep`: unmounts what the parent mounted there, leaves the
+    /// files for inspection and says where.
     pub fn keep_after(&self, ended: Result<i32>) -> Result<i32> {
+        self.unmount()?;
         eprintln!("kept the container's directory: {}", self.dir.display());
         ended
     }

@@ -10,42 +10,12 @@ pub struct Device {
 }
 
 pub const DEVICES: &[Device] = &[
-    Device {
-        name: "null",
-        major: 1,
-        minor: 3,
-        mode: 0o666,
-    },
-    Device {
-        name: "zero",
-        major: 1,
-        minor: 5,
-        mode: 0o666,
-    },
-    Device {
-        name: "full",
-        major: 1,
-        minor: 7,
-        mode: 0o666,
-    },
-    Device {
-        name: "random",
-        major: 1,
-        minor: 8,
-        mode: 0o666,
-    },
-    Device {
-        name: "urandom",
-        major: 1,
-        minor: 9,
-        mode: 0o666,
-    },
-    Device {
-        name: "tty",
-        major: 5,
-        minor: 0,
-        mode: 0o666,
-    },
+    Device { name: "null", major: 1, minor: 3, mode: 0o666 },
+    Device { name: "zero", major: 1, minor: 5, mode: 0o666 },
+    Device { name: "full", major: 1, minor: 7, mode: 0o666 },
+    Device { name: "random", major: 1, minor: 8, mode: 0o666 },
+    Device { name: "urandom", major: 1, minor: 9, mode: 0o666 },
+    Device { name: "tty", major: 5, minor: 0, mode: 0o666 },
 ];
 
 /// Symbolic links in `/dev`: `(link name, target)`.

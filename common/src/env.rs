@@ -21,10 +21,7 @@ pub fn parse_env(text: &str) -> Result<String, String> {
 /// The environment for execvpe: defaults first, then `-e` values in order,
 /// later ones replacing earlier ones with the same key.
 pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOME".into(), "/root".into()),
-    ];
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into()), ("HOME".into(), "/root".into())];
     if let Ok(term) = std::env::var("TERM") {
         env.push(("TERM".into(), term));
     }
@@ -40,10 +37,7 @@ pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
         env.push((key, value));
     }
     env.into_iter()
-        .map(|(key, value)| {
-            CString::new(format!("{key}={value}"))
-                .context("environment variable contains a NUL byte")
-        })
+        .map(|(key, value)| CString::new(format!("{key}={value}")).context("environment variable contains a NUL byte"))
         .collect()
 }
 
@@ -51,10 +45,7 @@ pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
 pub fn command_line(command: &[String]) -> Result<Vec<CString>> {
     command
         .iter()
-        .map(|arg| {
-            CString::new(arg.as_bytes())
-                .with_context(|| format!("argument {arg:?} contains a NUL byte"))
-        })
+        .map(|arg| CString::new(arg.as_bytes()).with_context(|| format!("argument {arg:?} contains a NUL byte")))
         .collect()
 }
 

@@ -30,10 +30,7 @@ pub fn print(err: &anyhow::Error) {
 pub fn require_root() -> Result<()> {
     if !Uid::effective().is_root() {
         let line: Vec<String> = std::env::args().collect();
-        bail!(
-            "must run as root (this step mounts filesystems and changes its root): try `sudo {}`",
-            line.join(" ")
-        );
+        bail!("must run as root (this step mounts filesystems and changes its root): try `sudo {}`", line.join(" "));
     }
     Ok(())
 }
@@ -41,11 +38,7 @@ pub fn require_root() -> Result<()> {
 /// Known failure modes and what to do about them. Matched against the error
 /// message chain and the errno at its root; the first match wins.
 const HINTS: &[(&str, Option<Errno>, &str)] = &[
-    (
-        "overlay",
-        Some(Errno::ENODEV),
-        "this kernel has no overlay filesystem: load it with `modprobe overlay`",
-    ),
+    ("overlay", Some(Errno::ENODEV), "this kernel has no overlay filesystem: load it with `modprobe overlay`"),
     (
         "memory.memsw",
         None,
@@ -80,15 +73,10 @@ const HINTS: &[(&str, Option<Errno>, &str)] = &[
 
 fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
     let text = format!("{err:#}");
-    let errno = err
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<Errno>())
-        .copied();
+    let errno = err.chain().find_map(|cause| cause.downcast_ref::<Errno>()).copied();
     HINTS
         .iter()
-        .find(|(needle, want, _)| {
-            text.contains(needle) && want.is_none_or(|want| Some(want) == errno)
-        })
+        .find(|(needle, want, _)| text.contains(needle) && want.is_none_or(|want| Some(want) == errno))
         .map(|(_, _, hint)| *hint)
 }
 

@@ -13,26 +13,30 @@ use anyhow::{Context, Result, bail};
 /// Device nodes, fifos and sockets are skipped: a container gets its devices
 /// from the runtime, never from an image.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let meta =
-        fs::symlink_metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
+    copy_tree_owned(src, dst, &|uid, gid| (uid, gid))
+}
+
+/// [`copy_tree`], with every owner passed through `owner(uid, gid)`: the
+/// fallback for kernels without idmapped mounts copies an image with its
+/// owners shifted into a user namespace's range.
+pub fn copy_tree_owned(src: &Path, dst: &Path, owner: &dyn Fn(u32, u32) -> (u32, u32)) -> Result<()> {
+    let meta = fs::symlink_metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
     let kind = meta.file_type();
     if kind.is_dir() {
         fs::create_dir(dst).with_context(|| format!("cannot create {}", dst.display()))?;
         for entry in fs::read_dir(src).with_context(|| format!("cannot list {}", src.display()))? {
             let entry = entry?;
-            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+            copy_tree_owned(&entry.path(), &dst.join(entry.file_name()), owner)?;
         }
     } else if kind.is_symlink() {
-        symlink(fs::read_link(src)?, dst)
-            .with_context(|| format!("cannot create link {}", dst.display()))?;
+        symlink(fs::read_link(src)?, dst).with_context(|| format!("cannot create link {}", dst.display()))?;
     } else if kind.is_file() {
-        fs::copy(src, dst)
-            .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        fs::copy(src, dst).with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
     } else {
         return Ok(());
     }
-    lchown(dst, Some(meta.uid()), Some(meta.gid()))
-        .with_context(|| format!("cannot chown {}", dst.display()))?;
+    let (uid, gid) = owner(meta.uid(), meta.gid());
+    lchown(dst, Some(uid), Some(gid)).with_context(|| format!("cannot chown {}", dst.display()))?;
     if !kind.is_symlink() {
         fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }
@@ -52,16 +56,12 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 }
 
 fn remove_below(path: &Path, dev: u64) -> Result<()> {
-    let meta =
-        fs::symlink_metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
+    let meta = fs::symlink_metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
     if !meta.is_dir() {
         return fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()));
     }
     if meta.dev() != dev {
-        bail!(
-            "refusing to remove {}: it is on another filesystem (still mounted?)",
-            path.display()
-        );
+        bail!("refusing to remove {}: it is on another filesystem (still mounted?)", path.display());
     }
     for entry in fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))? {
         remove_below(&entry?.path(), dev)?;
@@ -89,6 +89,5 @@ pub fn mounts_under(pid: &str, path: &Path) -> Result<Vec<PathBuf>> {
 /// Every mountinfo line of process `pid`, for tests that look for a mount by
 /// its source or type.
 pub fn mountinfo(pid: &str) -> Result<String> {
-    fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        .with_context(|| format!("cannot read /proc/{pid}/mountinfo"))
+    fs::read_to_string(format!("/proc/{pid}/mountinfo")).with_context(|| format!("cannot read /proc/{pid}/mountinfo"))
 }

@@ -17,6 +17,7 @@ use tar::{Archive, EntryType, Header};
 
 use crate::DEFAULT_IMAGE;
 use crate::fsutil::remove_tree;
+use crate::ids::IdMap;
 
 /// The root filesystem of image `name`, extracting it first when needed.
 /// The default image is built from the host's static busybox when missing.
@@ -30,9 +31,8 @@ pub fn rootfs(image_dir: &Path, name: &str) -> Result<PathBuf> {
     let tarball = match find_tarball(image_dir, name) {
         Some(tarball) => tarball,
         None if name == DEFAULT_IMAGE => {
-            fs::create_dir_all(image_dir).with_context(|| {
-                format!("cannot create the image directory {}", image_dir.display())
-            })?;
+            fs::create_dir_all(image_dir)
+                .with_context(|| format!("cannot create the image directory {}", image_dir.display()))?;
             let tarball = image_dir.join(format!("{name}.tar"));
             build_busybox_tar(&tarball)?;
             tarball
@@ -46,27 +46,40 @@ pub fn rootfs(image_dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
+/// A copy of an image's rootfs with every owner shifted through the given
+/// maps (ids the maps do not cover become 65534, "nobody"), kept next to the
+/// rootfs and reused: `<image-dir>/<name>/rootfs-<uidmap>-<gidmap>`. Built in
+/// a temporary directory and renamed into place, like an extraction.
+pub fn mapped_copy(rootfs: &Path, uid_map: &IdMap, gid_map: &IdMap) -> Result<PathBuf> {
+    let name = |map: &IdMap| format!("{}:{}:{}", map.inside, map.outside, map.count);
+    let copy = rootfs.with_file_name(format!("rootfs-{}-{}", name(uid_map), name(gid_map)));
+    if copy.is_dir() {
+        return Ok(copy);
+    }
+    let staging = rootfs.with_file_name(format!(".mapping.{}", std::process::id()));
+    let owner = |uid, gid| (uid_map.to_host(uid).unwrap_or(65_534), gid_map.to_host(gid).unwrap_or(65_534));
+    let copied = crate::fsutil::copy_tree_owned(rootfs, &staging, &owner);
+    match copied.and_then(|()| fs::rename(&staging, &copy).map_err(anyhow::Error::from)) {
+        Ok(()) => Ok(copy),
+        Err(_) if copy.is_dir() => remove_tree(&staging).map(|()| copy),
+        Err(err) => {
+            remove_tree(&staging)?;
+            Err(err.context(format!("cannot make the uid-shifted copy {}", copy.display())))
+        }
+    }
+}
+
 fn check_name(name: &str) -> Result<()> {
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !valid {
-        bail!(
-            "invalid image name {name:?}: use letters, digits, '_', '.' and '-' (like busybox or alpine-3.19)"
-        );
+        bail!("invalid image name {name:?}: use letters, digits, '_', '.' and '-' (like busybox or alpine-3.19)");
     }
     Ok(())
 }
 
 fn find_tarball(image_dir: &Path, name: &str) -> Option<PathBuf> {
-    ["tar", "tar.gz", "tgz"]
-        .iter()
-        .map(|ext| image_dir.join(format!("{name}.{ext}")))
-        .find(|path| path.is_file())
+    ["tar", "tar.gz", "tgz"].iter().map(|ext| image_dir.join(format!("{name}.{ext}"))).find(|path| path.is_file())
 }
 
 /// A temporary name in the image directory, owned by this process: stale
@@ -79,10 +92,7 @@ fn remove_stale_temporaries(image_dir: &Path, name: &str) -> Result<()> {
     let prefix = format!(".{name}.");
     for entry in fs::read_dir(image_dir)? {
         let file_name = entry?.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file_name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.rsplit('.').next())
-        else {
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|rest| rest.rsplit('.').next()) else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
@@ -106,12 +116,7 @@ fn extract(tarball: &Path, image_dir: &Path, name: &str) -> Result<()> {
         Err(_) if image_dir.join(name).join("rootfs").is_dir() => remove_tree(&staging),
         Err(err) => {
             remove_tree(&staging)?;
-            Err(err).with_context(|| {
-                format!(
-                    "cannot move the extracted image into {}",
-                    image_dir.join(name).display()
-                )
-            })
+            Err(err).with_context(|| format!("cannot move the extracted image into {}", image_dir.join(name).display()))
         }
     }
 }
@@ -123,37 +128,22 @@ fn extract(tarball: &Path, image_dir: &Path, name: &str) -> Result<()> {
 pub fn unpack(tarball: &Path, dest: &Path) -> Result<()> {
     fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     fs::set_permissions(dest, fs::Permissions::from_mode(0o755))?;
-    let file =
-        fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
-    let reader: Box<dyn Read> = if is_gzip(tarball)? {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    let file = fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
+    let reader: Box<dyn Read> =
+        if is_gzip(tarball)? { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
     let mut archive = Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_unpack_xattrs(false);
-    for entry in archive
-        .entries()
-        .with_context(|| format!("cannot read {}", tarball.display()))?
-    {
-        let mut entry =
-            entry.with_context(|| format!("{} is not a valid tar archive", tarball.display()))?;
-        if matches!(
-            entry.header().entry_type(),
-            EntryType::Char | EntryType::Block
-        ) {
+    for entry in archive.entries().with_context(|| format!("cannot read {}", tarball.display()))? {
+        let mut entry = entry.with_context(|| format!("{} is not a valid tar archive", tarball.display()))?;
+        if matches!(entry.header().entry_type(), EntryType::Char | EntryType::Block) {
             continue;
         }
         let path = entry.path()?.into_owned();
-        entry.unpack_in(dest).with_context(|| {
-            format!(
-                "cannot extract {} from {}",
-                path.display(),
-                tarball.display()
-            )
-        })?;
+        entry
+            .unpack_in(dest)
+            .with_context(|| format!("cannot extract {} from {}", path.display(), tarball.display()))?;
     }
     Ok(())
 }
@@ -167,14 +157,8 @@ fn is_gzip(path: &Path) -> Result<bool> {
 /// The helper programs the workshop's exercises need, built static by
 /// `common/build.rs` and shipped in the default image's `/bin`.
 pub const HELPERS: &[(&str, &[u8])] = &[
-    (
-        "breakout",
-        include_bytes!(concat!(env!("OUT_DIR"), "/breakout")),
-    ),
-    (
-        "memhog",
-        include_bytes!(concat!(env!("OUT_DIR"), "/memhog")),
-    ),
+    ("breakout", include_bytes!(concat!(env!("OUT_DIR"), "/breakout"))),
+    ("memhog", include_bytes!(concat!(env!("OUT_DIR"), "/memhog"))),
 ];
 
 /// Builds the default image as a tarball at `out` (atomically): the host's
@@ -186,10 +170,7 @@ pub fn build_busybox_tar(out: &Path) -> Result<()> {
         .output()
         .with_context(|| format!("cannot run {} --list-full", busybox.display()))?;
     if !listing.status.success() {
-        bail!(
-            "{} --list-full failed: is it a full busybox?",
-            busybox.display()
-        );
+        bail!("{} --list-full failed: is it a full busybox?", busybox.display());
     }
     let applets = String::from_utf8_lossy(&listing.stdout).into_owned();
     let staging = out.with_file_name(format!(
@@ -198,14 +179,10 @@ pub fn build_busybox_tar(out: &Path) -> Result<()> {
         std::process::id()
     ));
     let result = write_busybox_tar(&staging, &busybox, &applets);
-    if let Err(err) = result
-        .and_then(|()| fs::rename(&staging, out).context("cannot move the built image into place"))
+    if let Err(err) = result.and_then(|()| fs::rename(&staging, out).context("cannot move the built image into place"))
     {
         let _ = fs::remove_file(&staging);
-        return Err(err.context(format!(
-            "building the busybox image at {} failed",
-            out.display()
-        )));
+        return Err(err.context(format!("building the busybox image at {} failed", out.display())));
     }
     Ok(())
 }
@@ -216,71 +193,30 @@ const MTIME: u64 = 1_700_000_000;
 fn write_busybox_tar(path: &Path, busybox: &Path, applets: &str) -> Result<()> {
     let mut builder = tar::Builder::new(io::BufWriter::new(fs::File::create(path)?));
     for dir in [
-        "bin", "dev", "etc", "home", "mnt", "opt", "proc", "root", "run", "sbin", "sys", "usr",
-        "usr/bin", "usr/sbin", "var", "var/tmp",
+        "bin", "dev", "etc", "home", "mnt", "opt", "proc", "root", "run", "sbin", "sys", "usr", "usr/bin", "usr/sbin",
+        "var", "var/tmp",
     ] {
         append(&mut builder, dir, EntryType::Directory, 0o755, &[], None)?;
     }
     append(&mut builder, "tmp", EntryType::Directory, 0o1777, &[], None)?;
-    append(
-        &mut builder,
-        "bin/busybox",
-        EntryType::Regular,
-        0o755,
-        &fs::read(busybox)?,
-        None,
-    )?;
+    append(&mut builder, "bin/busybox", EntryType::Regular, 0o755, &fs::read(busybox)?, None)?;
     for (name, bytes) in HELPERS {
-        append(
-            &mut builder,
-            &format!("bin/{name}"),
-            EntryType::Regular,
-            0o755,
-            bytes,
-            None,
-        )?;
+        append(&mut builder, &format!("bin/{name}"), EntryType::Regular, 0o755, bytes, None)?;
     }
     let files: &[(&str, &str)] = &[
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        ),
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
         ("etc/group", "root:x:0:\ntty:x:5:\nnobody:x:65534:\n"),
         ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
-        (
-            "etc/os-release",
-            "NAME=\"docker-from-scratch busybox\"\nID=busybox\n",
-        ),
+        ("etc/os-release", "NAME=\"docker-from-scratch busybox\"\nID=busybox\n"),
     ];
     for (name, text) in files {
-        append(
-            &mut builder,
-            name,
-            EntryType::Regular,
-            0o644,
-            text.as_bytes(),
-            None,
-        )?;
+        append(&mut builder, name, EntryType::Regular, 0o644, text.as_bytes(), None)?;
     }
-    for applet in applets
-        .lines()
-        .map(|line| line.trim().trim_start_matches('/'))
-    {
-        if applet.is_empty()
-            || applet == "bin/busybox"
-            || applet == "linuxrc"
-            || !applet.contains('/')
-        {
+    for applet in applets.lines().map(|line| line.trim().trim_start_matches('/')) {
+        if applet.is_empty() || applet == "bin/busybox" || applet == "linuxrc" || !applet.contains('/') {
             continue;
         }
-        append(
-            &mut builder,
-            applet,
-            EntryType::Symlink,
-            0o777,
-            &[],
-            Some("/bin/busybox"),
-        )?;
+        append(&mut builder, applet, EntryType::Symlink, 0o777, &[], Some("/bin/busybox"))?;
     }
     builder.into_inner()?.flush()?;
     Ok(())
@@ -312,16 +248,9 @@ fn append<W: Write>(
 /// libc for a dynamic one to load.
 fn find_static_busybox() -> Result<PathBuf> {
     let on_path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("busybox"))
-                .collect::<Vec<_>>()
-        })
+        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("busybox")).collect::<Vec<_>>())
         .unwrap_or_default();
-    let candidates = on_path.into_iter().chain([
-        PathBuf::from("/bin/busybox"),
-        PathBuf::from("/usr/bin/busybox"),
-    ]);
+    let candidates = on_path.into_iter().chain([PathBuf::from("/bin/busybox"), PathBuf::from("/usr/bin/busybox")]);
     let mut dynamic = None;
     for candidate in candidates.filter(|path| path.is_file()) {
         if is_static_elf(&candidate)? {
@@ -347,12 +276,7 @@ fn is_static_elf(path: &Path) -> Result<bool> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let field = |at: usize, len: usize| -> Option<u64> {
         let slice = bytes.get(at..at + len)?;
-        Some(
-            slice
-                .iter()
-                .rev()
-                .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)),
-        )
+        Some(slice.iter().rev().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)))
     };
     if bytes.get(..5) != Some(b"\x7fELF\x02") {
         bail!("{} is not a 64-bit ELF executable", path.display());
@@ -380,11 +304,7 @@ mod tests {
             if let Some(link) = link {
                 header.set_link_name(link).unwrap();
             }
-            let data: &[u8] = if *kind == EntryType::Regular {
-                b"x\n"
-            } else {
-                b""
-            };
+            let data: &[u8] = if *kind == EntryType::Regular { b"x\n" } else { b"" };
             // append_data would refuse "..": write the raw name like a hostile archive.
             header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
             header.set_cksum();
@@ -410,11 +330,7 @@ mod tests {
         );
         let dest = dir.path().join("rootfs");
         let _ = unpack(&archive, &dest);
-        assert_eq!(
-            fs::read_dir(&outside).unwrap().count(),
-            0,
-            "an entry escaped the rootfs"
-        );
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "an entry escaped the rootfs");
     }
 
     #[test]
@@ -448,10 +364,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = rootfs(dir.path(), "nosuch").unwrap_err().to_string();
         assert!(err.contains("nosuch.tar"), "{err}");
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "a failed lookup left files behind"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "a failed lookup left files behind");
     }
 }

@@ -5,13 +5,18 @@
 //! The system calls a step teaches are *not* here: they are called in that
 //! step's `src/main.rs`, where the diff against the previous step shows them.
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod devices;
 pub mod env;
 pub mod errors;
 pub mod fsutil;
+pub mod ids;
 pub mod image;
+pub mod limits;
+pub mod mountapi;
+pub mod net;
 pub mod signals;
 pub mod status;
 pub mod testing;
@@ -28,5 +33,9 @@ pub const CONTAINER_DIR: &str = "/var/lib/docker-from-scratch/containers";
 /// The image used when `--image` is not given; built from the host's static
 /// busybox when missing.
 pub const DEFAULT_IMAGE: &str = "busybox";
+/// The parent of every container's cgroup, in each hierarchy:
+/// `/sys/fs/cgroup/<controller>/docker-from-scratch/<id>` on cgroup v1,
+/// `/sys/fs/cgroup/docker-from-scratch/<id>` on v2.
+pub const CGROUP_PARENT: &str = "docker-from-scratch";
 /// The exit status for the runtime's own errors (Docker uses the same).
 pub const EXIT_RUNTIME_ERROR: i32 = 125;

@@ -28,11 +28,7 @@ extern "C" fn forward(signal: libc::c_int) {
 pub fn forward_to(child: Pid) -> Result<()> {
     CHILD.store(child.as_raw(), Ordering::Relaxed);
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    let pass_on = SigAction::new(
-        SigHandler::Handler(forward),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
+    let pass_on = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
     for signal in [Signal::SIGINT, Signal::SIGQUIT] {
         // SAFETY: ignoring a signal installs no code to run.
         unsafe { sigaction(signal, &ignore) }?;

@@ -30,16 +30,8 @@ impl NotRunnable {
 impl fmt::Display for NotRunnable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.exit_code() {
-            127 => write!(
-                f,
-                "{:?}: command not found in the container ({})",
-                self.command, self.errno
-            ),
-            _ => write!(
-                f,
-                "{:?}: cannot be executed in the container ({})",
-                self.command, self.errno
-            ),
+            127 => write!(f, "{:?}: command not found in the container ({})", self.command, self.errno),
+            _ => write!(f, "{:?}: cannot be executed in the container ({})", self.command, self.errno),
         }
     }
 }
@@ -48,14 +40,8 @@ impl std::error::Error for NotRunnable {}
 
 /// Turns a failed exec of `command` into a [`NotRunnable`] error.
 pub fn exec_failed(command: &str, err: anyhow::Error) -> anyhow::Error {
-    let errno = err
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<Errno>())
-        .copied();
-    anyhow::Error::new(NotRunnable {
-        command: command.to_string(),
-        errno: errno.unwrap_or(Errno::UnknownErrno),
-    })
+    let errno = err.chain().find_map(|cause| cause.downcast_ref::<Errno>()).copied();
+    anyhow::Error::new(NotRunnable { command: command.to_string(), errno: errno.unwrap_or(Errno::UnknownErrno) })
 }
 
 /// The end of every forked child: it only gets here when exec did not
@@ -66,10 +52,14 @@ pub fn child_exit(result: anyhow::Result<Infallible>) -> ! {
         Ok(never) => match never {},
         Err(err) => err,
     };
-    let code = err
-        .downcast_ref::<NotRunnable>()
-        .map_or(EXIT_RUNTIME_ERROR, NotRunnable::exit_code);
+    let code = err.downcast_ref::<NotRunnable>().map_or(EXIT_RUNTIME_ERROR, NotRunnable::exit_code);
     crate::errors::print(&err);
+    quiet_exit(code)
+}
+
+/// Leaves a forked child at once and silently, when the parent already
+/// reports why (it gave up on the start and closed the pipe).
+pub fn quiet_exit(code: i32) -> ! {
     // SAFETY: _exit(2) ends the process at once; it touches no Rust state.
     unsafe { libc::_exit(code) }
 }
@@ -82,24 +72,29 @@ pub fn report(who: &str, status: WaitStatus) -> i32 {
     code
 }
 
+/// The exit status Docker would give for `status` (see [`report`]).
+pub fn code(status: WaitStatus) -> i32 {
+    describe(status).1
+}
+
+/// The last line for a container the OOM killer ended; the status is
+/// 137, as for any SIGKILL.
+pub fn report_oom(who: &str, limit: i64, peak: u64) -> i32 {
+    let mib = |bytes: f64| format!("{:.1} MiB", bytes / (1 << 20) as f64);
+    let limit = if limit <= 0 || limit == i64::MAX { "none".to_string() } else { mib(limit as f64) };
+    let peak = if peak == 0 { "unknown".to_string() } else { mib(peak as f64) };
+    eprintln!("{who} was killed by the OOM killer: memory limit {limit}, peak usage {peak}");
+    128 + nix::sys::signal::Signal::SIGKILL as i32
+}
+
 fn describe(status: WaitStatus) -> (String, i32) {
     match status {
         WaitStatus::Exited(_, code) => (format!("exited with status {code}"), code),
         WaitStatus::Signaled(_, signal, core) => {
             let core = if core { ", core dumped" } else { "" };
-            (
-                format!(
-                    "was killed by signal {} ({}){core}",
-                    signal as i32,
-                    signal.as_str()
-                ),
-                128 + signal as i32,
-            )
+            (format!("was killed by signal {} ({}){core}", signal as i32, signal.as_str()), 128 + signal as i32)
         }
-        other => (
-            format!("ended in an unexpected state: {other:?}"),
-            EXIT_RUNTIME_ERROR,
-        ),
+        other => (format!("ended in an unexpected state: {other:?}"), EXIT_RUNTIME_ERROR),
     }
 }
 
@@ -111,25 +106,15 @@ mod tests {
 
     #[test]
     fn a_signal_is_128_plus_its_number() {
-        let (line, code) = describe(WaitStatus::Signaled(
-            Pid::from_raw(1),
-            Signal::SIGKILL,
-            false,
-        ));
+        let (line, code) = describe(WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false));
         assert_eq!(code, 137);
         assert_eq!(line, "was killed by signal 9 (SIGKILL)");
     }
 
     #[test]
     fn exec_errors_map_to_docker_codes() {
-        let not_found = NotRunnable {
-            command: "nope".into(),
-            errno: Errno::ENOENT,
-        };
-        let not_executable = NotRunnable {
-            command: "/etc".into(),
-            errno: Errno::EACCES,
-        };
+        let not_found = NotRunnable { command: "nope".into(), errno: Errno::ENOENT };
+        let not_executable = NotRunnable { command: "/etc".into(), errno: Errno::EACCES };
         assert_eq!(not_found.exit_code(), 127);
         assert_eq!(not_executable.exit_code(), 126);
     }

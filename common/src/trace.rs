@@ -49,14 +49,8 @@ where
     let took = started.elapsed();
     if enabled() {
         match &result {
-            Ok(value) => eprintln!(
-                "trace[{}] {source} = Ok({value:?}) [{took:.1?}]",
-                std::process::id()
-            ),
-            Err(err) => eprintln!(
-                "trace[{}] {source} = Err({err:?}) [{took:.1?}]",
-                std::process::id()
-            ),
+            Ok(value) => eprintln!("trace[{}] {source} = Ok({value:?}) [{took:.1?}]", std::process::id()),
+            Err(err) => eprintln!("trace[{}] {source} = Err({err:?}) [{took:.1?}]", std::process::id()),
         }
     }
     result.map_err(|err| {
@@ -65,7 +59,41 @@ where
     })
 }
 
-/// Wraps one system call: `sys!(chroot(&rootfs))?`.
+/// An argument shown in an error message: its `Debug` form when it has one
+/// (shortened), "…" when it has none (a closure, say). The choice is made at
+/// compile time by method resolution: `ViaDebug` is found first when it
+/// applies, `ViaOther` (implemented on a reference) otherwise.
+#[doc(hidden)]
+pub struct Shown<'a, T: ?Sized>(pub &'a T);
+
+#[doc(hidden)]
+pub trait ViaDebug {
+    fn show(&self) -> String;
+}
+
+impl<T: Debug + ?Sized> ViaDebug for Shown<'_, T> {
+    fn show(&self) -> String {
+        let text = format!("{:?}", self.0);
+        match text.char_indices().nth(120) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaOther {
+    fn show(&self) -> String;
+}
+
+impl<T: ?Sized> ViaOther for &Shown<'_, T> {
+    fn show(&self) -> String {
+        "…".to_string()
+    }
+}
+
+/// Wraps one system call: `sys!(chroot(&rootfs))?`, or one method call
+/// that makes system calls: `sys!(memory.set_limit(limit))?`.
 ///
 /// The call itself is written exactly as without the macro, so the step reads
 /// like the man page. A failure becomes an `anyhow` error that names the call
@@ -79,6 +107,21 @@ macro_rules! sys {
         $crate::trace::before(&source);
         let started = ::std::time::Instant::now();
         let result = $($function)::+($($argument),*);
-        $crate::trace::after(&source, started, result, || vec![$(format!("{:?}", $argument)),*])
+        $crate::trace::after(&source, started, result, || {
+            #[allow(unused_imports)]
+            use $crate::trace::{ViaDebug as _, ViaOther as _};
+            vec![$((&$crate::trace::Shown(&$argument)).show()),*]
+        })
+    }};
+    ($receiver:ident . $method:ident ( $($argument:expr),* $(,)? )) => {{
+        let source = format!("{}.{}({})", stringify!($receiver), stringify!($method), <[&str]>::join(&[$(stringify!($argument)),*], ", "));
+        $crate::trace::before(&source);
+        let started = ::std::time::Instant::now();
+        let result = $receiver.$method($($argument),*);
+        $crate::trace::after(&source, started, result, || {
+            #[allow(unused_imports)]
+            use $crate::trace::{ViaDebug as _, ViaOther as _};
+            vec![$((&$crate::trace::Shown(&$argument)).show()),*]
+        })
     }};
 }

@@ -104,27 +104,9 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     common::fsutil::copy_tree(image, &rootfs)?;
     // The kernel's views a command expects: processes, devices and sysfs.
     // /dev is an empty tmpfs for now; step 03 fills it.
-    sys!(mount(
-        Some("proc"),
-        &rootfs.join("proc"),
-        Some("proc"),
-        MsFlags::empty(),
-        None::<&str>
-    ))?;
-    sys!(mount(
-        Some("sysfs"),
-        &rootfs.join("sys"),
-        Some("sysfs"),
-        MsFlags::empty(),
-        None::<&str>
-    ))?;
-    sys!(mount(
-        Some("tmpfs"),
-        &rootfs.join("dev"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID,
-        Some("mode=755,size=65536k")
-    ))?;
+    sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("sysfs"), &rootfs.join("sys"), Some("sysfs"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("tmpfs"), &rootfs.join("dev"), Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
     // chroot changes how this process resolves "/"; chdir moves its working
     // directory inside, or "." would still be the host's.
     sys!(chroot(&rootfs))?;
@@ -137,8 +119,5 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
 fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
     let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
-    Ok(status::report(
-        &format!("container {}", container.id),
-        status,
-    ))
+    Ok(status::report(&format!("container {}", container.id), status))
 }

@@ -110,55 +110,23 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     // A mount namespace of our own, and no propagation in or out of it:
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
-    sys!(mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>
-    ))?;
+    sys!(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>))?;
     // A fresh copy of the image per container, as the workshop does before
     // it has overlayfs (step 05): slow for big images, but writes stay ours.
     let rootfs = container.dir.join("rootfs");
     common::fsutil::copy_tree(image, &rootfs)?;
     // The kernel's views a command expects: processes, devices and sysfs.
-    sys!(mount(
-        Some("proc"),
-        &rootfs.join("proc"),
-        Some("proc"),
-        MsFlags::empty(),
-        None::<&str>
-    ))?;
-    sys!(mount(
-        Some("sysfs"),
-        &rootfs.join("sys"),
-        Some("sysfs"),
-        MsFlags::empty(),
-        None::<&str>
-    ))?;
-    sys!(mount(
-        Some("tmpfs"),
-        &rootfs.join("dev"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID,
-        Some("mode=755,size=65536k")
-    ))?;
+    sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("sysfs"), &rootfs.join("sys"), Some("sysfs"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("tmpfs"), &rootfs.join("dev"), Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
     // The devices every container gets, made by hand: the tmpfs is ours,
     // so the host's /dev (disks and all) never shows up inside.
     let dev = rootfs.join("dev");
     for device in DEVICES {
         let mode = Mode::from_bits_truncate(device.mode);
-        sys!(mknod(
-            &dev.join(device.name),
-            SFlag::S_IFCHR,
-            mode,
-            makedev(device.major, device.minor)
-        ))?;
+        sys!(mknod(&dev.join(device.name), SFlag::S_IFCHR, mode, makedev(device.major, device.minor)))?;
         // mknod applies our umask; the devices need their exact modes.
-        std::fs::set_permissions(
-            dev.join(device.name),
-            std::os::unix::fs::PermissionsExt::from_mode(device.mode),
-        )?;
+        std::fs::set_permissions(dev.join(device.name), std::os::unix::fs::PermissionsExt::from_mode(device.mode))?;
     }
     for (name, target) in LINKS {
         symlink(target, dev.join(name))?;
@@ -184,8 +152,5 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
 fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
     let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
-    Ok(status::report(
-        &format!("container {}", container.id),
-        status,
-    ))
+    Ok(status::report(&format!("container {}", container.id), status))
 }

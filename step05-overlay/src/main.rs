@@ -95,11 +95,7 @@ fn run(args: &Args) -> Result<i32> {
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
     // The child's mounts died with its mount namespace; the parent still
     // removes the container's directory, unless asked to keep it.
-    if args.keep {
-        container.keep_after(ended)
-    } else {
-        container.remove_after(ended)
-    }
+    if args.keep { container.keep_after(ended) } else { container.remove_after(ended) }
 }
 
 fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
@@ -119,13 +115,7 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     // A mount namespace of our own, and no propagation in or out of it:
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
-    sys!(mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>
-    ))?;
+    sys!(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>))?;
     // The image is the read-only lower layer; this container's writes go
     // to upper (work is overlayfs's scratch space on the same filesystem).
     // MS_NODEV: a device node written into the container is never usable.
@@ -139,51 +129,19 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
         container.dir.join("upper").display(),
         container.dir.join("work").display()
     );
-    sys!(mount(
-        Some("overlay"),
-        &rootfs,
-        Some("overlay"),
-        MsFlags::MS_NODEV,
-        Some(layers.as_str())
-    ))?;
+    sys!(mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::MS_NODEV, Some(layers.as_str())))?;
     // The kernel's views a command expects: processes, devices and sysfs.
-    sys!(mount(
-        Some("proc"),
-        &rootfs.join("proc"),
-        Some("proc"),
-        MsFlags::empty(),
-        None::<&str>
-    ))?;
-    sys!(mount(
-        Some("sysfs"),
-        &rootfs.join("sys"),
-        Some("sysfs"),
-        MsFlags::empty(),
-        None::<&str>
-    ))?;
-    sys!(mount(
-        Some("tmpfs"),
-        &rootfs.join("dev"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID,
-        Some("mode=755,size=65536k")
-    ))?;
+    sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("sysfs"), &rootfs.join("sys"), Some("sysfs"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("tmpfs"), &rootfs.join("dev"), Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
     // The devices every container gets, made by hand: the tmpfs is ours,
     // so the host's /dev (disks and all) never shows up inside.
     let dev = rootfs.join("dev");
     for device in DEVICES {
         let mode = Mode::from_bits_truncate(device.mode);
-        sys!(mknod(
-            &dev.join(device.name),
-            SFlag::S_IFCHR,
-            mode,
-            makedev(device.major, device.minor)
-        ))?;
+        sys!(mknod(&dev.join(device.name), SFlag::S_IFCHR, mode, makedev(device.major, device.minor)))?;
         // mknod applies our umask; the devices need their exact modes.
-        std::fs::set_permissions(
-            dev.join(device.name),
-            std::os::unix::fs::PermissionsExt::from_mode(device.mode),
-        )?;
+        std::fs::set_permissions(dev.join(device.name), std::os::unix::fs::PermissionsExt::from_mode(device.mode))?;
     }
     for (name, target) in LINKS {
         symlink(target, dev.join(name))?;
@@ -213,8 +171,5 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
 fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
     let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
-    Ok(status::report(
-        &format!("container {}", container.id),
-        status,
-    ))
+    Ok(status::report(&format!("container {}", container.id), status))
 }

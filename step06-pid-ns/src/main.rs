@@ -1,28 +1,49 @@
-//! Step 01: fork and exec.
+//! Step 06: the PID, UTS, IPC and network namespaces.
 //!
-//! Every container starts life as an ordinary process. The runtime forks a
-//! copy of itself; the copy (the child) replaces itself with the container's
-//! command by calling execvp; the runtime (the parent) waits for it to end and
-//! reports how it ended. Everything the later steps add happens in the child,
-//! between fork and exec. See fork(2), execve(2), waitpid(2).
+//! The child is now created with clone(2) directly in new namespaces, one
+//! flag each: PID (the command is PID 1 and sees only its own processes in
+//! the /proc it mounts; when it exits, the kernel kills everything left in
+//! the namespace), UTS (its own hostname), IPC (its own System V IPC and
+//! POSIX message queues) and network (its own interfaces: only `lo`). A new
+//! PID namespace applies to the children a process creates after it, which
+//! is why this is clone(CLONE_NEWPID) and not unshare in the child.
 
 use std::convert::Infallible;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
 use clap::Subcommand;
+use common::container::Container;
+use common::devices::DEVICES;
+use common::devices::LINKS;
 use common::status;
 use common::sys;
+use nix::mount::MntFlags;
+use nix::mount::MsFlags;
+use nix::mount::mount;
+use nix::mount::umount2;
+use nix::sched::CloneFlags;
+use nix::sched::clone;
+use nix::sched::unshare;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::stat::SFlag;
+use nix::sys::stat::makedev;
+use nix::sys::stat::mknod;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::waitpid;
-use nix::unistd::ForkResult;
 use nix::unistd::Pid;
+use nix::unistd::chdir;
 use nix::unistd::execvpe;
-use nix::unistd::fork;
+use nix::unistd::pivot_root;
+use nix::unistd::sethostname;
 
 /// Docker from scratch, one Linux primitive at a time.
 #[derive(Parser)]
-#[command(name = "step01-fork-exec", version, after_help = common::cli::EXIT_CODES)]
+#[command(name = "step06-pid-ns", version, after_help = common::cli::EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +60,21 @@ struct Args {
     /// Set an environment variable in the container (repeatable)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = common::env::parse_env)]
     env: Vec<String>,
+    /// The image to run: <image-dir>/<NAME>.tar or .tar.gz
+    #[arg(short = 'i', long, value_name = "NAME", default_value = common::DEFAULT_IMAGE)]
+    image: String,
+    /// Where images are kept and extracted
+    #[arg(long, value_name = "DIR", default_value = common::IMAGE_DIR)]
+    image_dir: PathBuf,
+    /// Where each container gets its directory while it runs
+    #[arg(long, value_name = "DIR", default_value = common::CONTAINER_DIR)]
+    container_dir: PathBuf,
+    /// The container's hostname (default: its id)
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Keep the container's directory (upper, work, merged) after it ends
+    #[arg(long)]
+    keep: bool,
     /// Print each system call of this step, its result and how long it took
     #[arg(long)]
     trace: bool,
@@ -57,31 +93,99 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<i32> {
-    let pid = spawn(args)?;
-    wait(pid)
+    common::errors::require_root()?;
+    let image = common::image::rootfs(&args.image_dir, &args.image)?;
+    let container = Container::create(&args.container_dir)?;
+    let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
+    // The child's mounts died with its mount namespace; the parent still
+    // removes the container's directory, unless asked to keep it.
+    if args.keep { container.keep_after(ended) } else { container.remove_after(ended) }
 }
 
-fn spawn(args: &Args) -> Result<Pid> {
-    // SAFETY: the runtime is single-threaded, so the child may run any code
-    // until it execs or exits; it does nothing else.
-    match unsafe { sys!(fork()) }? {
-        ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => status::child_exit(child(args)),
-    }
+/// The child's stack for clone(2); the child only sets up and execs.
+const STACK_SIZE: usize = 1024 * 1024;
+
+fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
+    let mut flags = CloneFlags::empty();
+    flags |= CloneFlags::CLONE_NEWPID;
+    flags |= CloneFlags::CLONE_NEWUTS;
+    flags |= CloneFlags::CLONE_NEWIPC;
+    flags |= CloneFlags::CLONE_NEWNET;
+    let mut stack = vec![0u8; STACK_SIZE];
+    let body = || status::child_exit(child(args, container, image));
+    // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
+    // gets its own copy of memory, as after fork; it only sets up and execs.
+    // SIGCHLD makes it an ordinary child for waitpid.
+    unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }
 }
 
 /// Runs in the forked child: becomes the container's command, or returns
 /// the reason it could not.
-fn child(args: &Args) -> Result<Infallible> {
+fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible> {
     let argv = common::env::command_line(&args.command)?;
     let env = common::env::container_env(&args.env)?;
+    // Already in the new UTS and network namespaces: name this one, and
+    // bring up its loopback interface (it starts down).
+    sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
+    common::net::loopback_up()?;
+    // A mount namespace of our own, and no propagation in or out of it:
+    // MS_REC makes every mount private, not just "/".
+    sys!(unshare(CloneFlags::CLONE_NEWNS))?;
+    sys!(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>))?;
+    // The image is the read-only lower layer; this container's writes go
+    // to upper (work is overlayfs's scratch space on the same filesystem).
+    // MS_NODEV: a device node written into the container is never usable.
+    let rootfs = container.dir.join("merged");
+    for dir in ["upper", "work", "merged"] {
+        std::fs::create_dir(container.dir.join(dir))?;
+    }
+    let layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        image.display(),
+        container.dir.join("upper").display(),
+        container.dir.join("work").display()
+    );
+    sys!(mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::MS_NODEV, Some(layers.as_str())))?;
+    // The kernel's views a command expects: processes, devices and sysfs.
+    sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("sysfs"), &rootfs.join("sys"), Some("sysfs"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("tmpfs"), &rootfs.join("dev"), Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
+    // The devices every container gets, made by hand: the tmpfs is ours,
+    // so the host's /dev (disks and all) never shows up inside.
+    let dev = rootfs.join("dev");
+    for device in DEVICES {
+        let mode = Mode::from_bits_truncate(device.mode);
+        sys!(mknod(&dev.join(device.name), SFlag::S_IFCHR, mode, makedev(device.major, device.minor)))?;
+        // mknod applies our umask; the devices need their exact modes.
+        std::fs::set_permissions(dev.join(device.name), std::os::unix::fs::PermissionsExt::from_mode(device.mode))?;
+    }
+    for (name, target) in LINKS {
+        symlink(target, dev.join(name))?;
+    }
+    // A private devpts instance: the container's terminals are its own.
+    std::fs::create_dir(dev.join("pts"))?;
+    sys!(mount(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+    ))?;
+    // Swap the namespace's root: the host's root ends up at /.old-root,
+    // then is detached (lazily: busy mounts below it go too) and forgotten.
+    let old_root = rootfs.join(".old-root");
+    std::fs::create_dir(&old_root)?;
+    sys!(pivot_root(&rootfs, &old_root))?;
+    sys!(chdir("/"))?;
+    sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
+    std::fs::remove_dir("/.old-root")?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
 }
 
-fn wait(pid: Pid) -> Result<i32> {
+fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
     let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
-    Ok(status::report(&format!("process {pid}"), status))
+    Ok(status::report(&format!("container {}", container.id), status))
 }

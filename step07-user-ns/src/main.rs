@@ -1,28 +1,69 @@
-//! Step 01: fork and exec.
+//! Step 07: a user namespace, and dropping privileges.
 //!
-//! Every container starts life as an ordinary process. The runtime forks a
-//! copy of itself; the copy (the child) replaces itself with the container's
-//! command by calling execvp; the runtime (the parent) waits for it to end and
-//! reports how it ended. Everything the later steps add happens in the child,
-//! between fork and exec. See fork(2), execve(2), waitpid(2).
+//! Root in the container should not be root on the host. A user namespace
+//! (CLONE_NEWUSER) maps ids: the parent writes /proc/PID/uid_map and gid_map
+//! so that container uids 0–65535 are host uids 100000–165535, while the
+//! child waits on a pipe. Root inside then owns the image's files through an
+//! idmapped mount (mount_setattr(2), MOUNT_ATTR_IDMAP), or, where the kernel
+//! cannot, a copy chowned into the range. Device nodes cannot be created in
+//! a user namespace, so the host's are bind-mounted. Before exec the child
+//! keeps only Docker's default capabilities (capabilities(7)), switches to
+//! `--user`, and sets no_new_privs so that nothing it runs can regain more.
 
 use std::convert::Infallible;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Result;
+use anyhow::bail;
+use caps::CapSet;
 use clap::Parser;
 use clap::Subcommand;
+use common::container::Container;
+use common::devices::DEVICES;
+use common::devices::LINKS;
+use common::ids::IdMap;
+use common::ids::User;
+use common::mountapi::mount_setattr_idmap;
+use common::mountapi::move_mount;
+use common::mountapi::open_tree_clone;
 use common::status;
 use common::sys;
+use nix::fcntl::OFlag;
+use nix::mount::MntFlags;
+use nix::mount::MsFlags;
+use nix::mount::mount;
+use nix::mount::umount2;
+use nix::sched::CloneFlags;
+use nix::sched::clone;
+use nix::sched::unshare;
+use nix::sys::prctl::set_no_new_privs;
+use nix::sys::signal::Signal;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::waitpid;
-use nix::unistd::ForkResult;
+use nix::unistd::Gid;
 use nix::unistd::Pid;
+use nix::unistd::Uid;
+use nix::unistd::chdir;
+use nix::unistd::chown;
+use nix::unistd::close;
 use nix::unistd::execvpe;
-use nix::unistd::fork;
+use nix::unistd::pipe2;
+use nix::unistd::pivot_root;
+use nix::unistd::read;
+use nix::unistd::setgid;
+use nix::unistd::setgroups;
+use nix::unistd::sethostname;
+use nix::unistd::setuid;
+use nix::unistd::write;
 
 /// Docker from scratch, one Linux primitive at a time.
 #[derive(Parser)]
-#[command(name = "step01-fork-exec", version, after_help = common::cli::EXIT_CODES)]
+#[command(name = "step07-user-ns", version, after_help = common::cli::EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +80,42 @@ struct Args {
     /// Set an environment variable in the container (repeatable)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = common::env::parse_env)]
     env: Vec<String>,
+    /// The image to run: <image-dir>/<NAME>.tar or .tar.gz
+    #[arg(short = 'i', long, value_name = "NAME", default_value = common::DEFAULT_IMAGE)]
+    image: String,
+    /// Where images are kept and extracted
+    #[arg(long, value_name = "DIR", default_value = common::IMAGE_DIR)]
+    image_dir: PathBuf,
+    /// Where each container gets its directory while it runs
+    #[arg(long, value_name = "DIR", default_value = common::CONTAINER_DIR)]
+    container_dir: PathBuf,
+    /// The container's hostname (default: its id)
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Container uids CONTAINER.. are host uids HOST.. (SIZE of them)
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE", default_value = "0:100000:65536", value_parser = common::ids::parse_id_map)]
+    uidmap: IdMap,
+    /// Container gids CONTAINER.. are host gids HOST.. (SIZE of them)
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE", default_value = "0:100000:65536", value_parser = common::ids::parse_id_map)]
+    gidmap: IdMap,
+    /// "host" runs without a user namespace: root inside is root outside
+    #[arg(long, value_name = "MODE", value_parser = ["host"])]
+    userns: Option<String>,
+    /// Use a chowned copy of the image instead of an idmapped mount
+    #[arg(long)]
+    no_idmap: bool,
+    /// Run the command as this user (numeric UID or UID:GID)
+    #[arg(short = 'u', long, value_name = "UID[:GID]", value_parser = common::ids::parse_user)]
+    user: Option<User>,
+    /// Add a capability to Docker's default set (repeatable; ALL for every one)
+    #[arg(long, value_name = "NAME", value_parser = common::ids::parse_capability)]
+    cap_add: Vec<String>,
+    /// Drop a capability from Docker's default set (repeatable; ALL for every one)
+    #[arg(long, value_name = "NAME", value_parser = common::ids::parse_capability)]
+    cap_drop: Vec<String>,
+    /// Keep the container's directory (upper, work, merged) after it ends
+    #[arg(long)]
+    keep: bool,
     /// Print each system call of this step, its result and how long it took
     #[arg(long)]
     trace: bool,
@@ -57,31 +134,186 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<i32> {
-    let pid = spawn(args)?;
-    wait(pid)
+    common::errors::require_root()?;
+    let image = common::image::rootfs(&args.image_dir, &args.image)?;
+    let container = Container::create(&args.container_dir)?;
+    let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
+    // The child's mounts died with its mount namespace; the parent still
+    // removes the container's directory, unless asked to keep it.
+    if args.keep { container.keep_after(ended) } else { container.remove_after(ended) }
 }
 
-fn spawn(args: &Args) -> Result<Pid> {
-    // SAFETY: the runtime is single-threaded, so the child may run any code
-    // until it execs or exits; it does nothing else.
-    match unsafe { sys!(fork()) }? {
-        ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => status::child_exit(child(args)),
+/// The child's stack for clone(2); the child only sets up and execs.
+const STACK_SIZE: usize = 1024 * 1024;
+
+fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
+    let mut flags = CloneFlags::empty();
+    flags |= CloneFlags::CLONE_NEWPID;
+    flags |= CloneFlags::CLONE_NEWUTS;
+    flags |= CloneFlags::CLONE_NEWIPC;
+    flags |= CloneFlags::CLONE_NEWNET;
+    if args.userns.is_none() {
+        flags |= CloneFlags::CLONE_NEWUSER;
     }
+    // The child waits on this pipe until the parent has set it up; the
+    // parent mounts the image for it at `lower`.
+    let ready = pipe2(OFlag::O_CLOEXEC)?;
+    let lower = container.dir.join("lower");
+    fs::create_dir(&lower)?;
+    let mut stack = vec![0u8; STACK_SIZE];
+    let body = || status::child_exit(child(args, container, &lower, &ready));
+    // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
+    // gets its own copy of memory, as after fork; it only sets up and execs.
+    // SIGCHLD makes it an ordinary child for waitpid.
+    let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
+    match map_user_namespace(args, pid, container, image, &lower) {
+        Ok(()) => sys!(write(&ready.1, b"go")).map(|_| pid),
+        Err(err) => {
+            // Closing the pipe unblocks the child, which gives up.
+            drop(ready);
+            let _ = waitpid(pid, None::<WaitPidFlag>);
+            Err(err)
+        }
+    }
+}
+
+/// Runs in the parent while the child waits: writes the child's id maps,
+/// hands the container's directory to its root, and mounts the image at
+/// `lower` so that its files belong to that root too.
+fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path, lower: &Path) -> Result<()> {
+    if args.userns.is_some() {
+        return sys!(mount(Some(image), lower, None::<&str>, MsFlags::MS_BIND, None::<&str>));
+    }
+    // A map may name any host ids because the writer, the parent, has
+    // CAP_SETUID and CAP_SETGID where the map's host ids live.
+    sys!(fs::write(format!("/proc/{pid}/uid_map"), format!("{}\n", args.uidmap)))?;
+    sys!(fs::write(format!("/proc/{pid}/gid_map"), format!("{}\n", args.gidmap)))?;
+    let (Some(root_uid), Some(root_gid)) = (args.uidmap.to_host(0), args.gidmap.to_host(0)) else {
+        bail!("--uidmap and --gidmap must map container id 0, the container's root");
+    };
+    sys!(chown(&container.dir, Some(Uid::from_raw(root_uid)), Some(Gid::from_raw(root_gid))))?;
+    if !args.no_idmap {
+        match idmapped_mount(pid, image, lower) {
+            Ok(()) => {
+                common::trace::note("image: idmapped mount, no copy");
+                return Ok(());
+            }
+            Err(err) => common::trace::note(&format!("image: no idmapped mount ({err:#}), using a chowned copy")),
+        }
+    }
+    let copy = common::image::mapped_copy(image, &args.uidmap, &args.gidmap)?;
+    common::trace::note(&format!("image: chowned copy {}", copy.display()));
+    sys!(mount(Some(&copy), lower, None::<&str>, MsFlags::MS_BIND, None::<&str>))
+}
+
+/// A view of the image in which the owners are translated through the
+/// child's user namespace: files owned by host root appear owned by the
+/// container's root. Linux 5.12+; overlayfs accepts it as a layer from 5.19.
+fn idmapped_mount(pid: Pid, image: &Path, lower: &Path) -> Result<()> {
+    let userns = fs::File::open(format!("/proc/{pid}/ns/user"))?;
+    let tree = sys!(open_tree_clone(image))?;
+    sys!(mount_setattr_idmap(&tree, &userns))?;
+    sys!(move_mount(&tree, lower))
 }
 
 /// Runs in the forked child: becomes the container's command, or returns
 /// the reason it could not.
-fn child(args: &Args) -> Result<Infallible> {
+fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, OwnedFd)) -> Result<Infallible> {
+    // Wait for the parent (read end 0; our copy of the write end, 1, must be
+    // closed or we would never see the end of the pipe if the parent died).
+    sys!(close(ready.1.as_raw_fd()))?;
+    if sys!(read(&ready.0, &mut [0u8; 2]))? == 0 {
+        status::quiet_exit(common::EXIT_RUNTIME_ERROR);
+    }
+    // Become the namespace's root: uid 0 inside, 100000 on the host.
+    sys!(setgid(Gid::from_raw(0)))?;
+    sys!(setuid(Uid::from_raw(0)))?;
     let argv = common::env::command_line(&args.command)?;
     let env = common::env::container_env(&args.env)?;
+    // Already in the new UTS and network namespaces: name this one, and
+    // bring up its loopback interface (it starts down).
+    sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
+    common::net::loopback_up()?;
+    // A mount namespace of our own, and no propagation in or out of it:
+    // MS_REC makes every mount private, not just "/".
+    sys!(unshare(CloneFlags::CLONE_NEWNS))?;
+    sys!(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>))?;
+    // The image is the read-only lower layer; this container's writes go
+    // to upper (work is overlayfs's scratch space on the same filesystem).
+    // MS_NODEV: a device node written into the container is never usable.
+    let rootfs = container.dir.join("merged");
+    for dir in ["upper", "work", "merged"] {
+        std::fs::create_dir(container.dir.join(dir))?;
+    }
+    let layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        image.display(),
+        container.dir.join("upper").display(),
+        container.dir.join("work").display()
+    );
+    // In a user namespace overlayfs may not set the trusted.* xattrs that
+    // mark opaque directories (EIO on `rm -r` of an image directory), so it
+    // is told to use user.* ones.
+    let layers = if args.userns.is_none() { layers + ",userxattr" } else { layers };
+    sys!(mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::MS_NODEV, Some(layers.as_str())))?;
+    // The kernel's views a command expects: processes, devices and sysfs.
+    sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("sysfs"), &rootfs.join("sys"), Some("sysfs"), MsFlags::empty(), None::<&str>))?;
+    sys!(mount(Some("tmpfs"), &rootfs.join("dev"), Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
+    // The devices every container gets, made by hand: the tmpfs is ours,
+    // so the host's /dev (disks and all) never shows up inside. A user
+    // namespace may not mknod (EPERM), so the host's nodes are bind-mounted.
+    let dev = rootfs.join("dev");
+    for device in DEVICES {
+        fs::File::create(dev.join(device.name))?;
+        let host = Path::new("/dev").join(device.name);
+        sys!(mount(Some(&host), &dev.join(device.name), None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+    }
+    for (name, target) in LINKS {
+        symlink(target, dev.join(name))?;
+    }
+    // A private devpts instance: the container's terminals are its own.
+    std::fs::create_dir(dev.join("pts"))?;
+    sys!(mount(
+        Some("devpts"),
+        &dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+    ))?;
+    // Swap the namespace's root: the host's root ends up at /.old-root,
+    // then is detached (lazily: busy mounts below it go too) and forgotten.
+    let old_root = rootfs.join(".old-root");
+    std::fs::create_dir(&old_root)?;
+    sys!(pivot_root(&rootfs, &old_root))?;
+    sys!(chdir("/"))?;
+    sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
+    std::fs::remove_dir("/.old-root")?;
+    // Privileges, in an order that keeps the power to drop them: first the
+    // bounding set (a ceiling for everything exec'd later), then what this
+    // process holds, then the user (leaving uid 0 clears the rest).
+    let keep = common::ids::capabilities(&args.cap_add, &args.cap_drop)?;
+    for cap in caps::all().difference(&keep) {
+        sys!(caps::drop(None::<i32>, CapSet::Bounding, *cap))?;
+    }
+    for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
+        sys!(caps::set(None::<i32>, set, &keep))?;
+    }
+    sys!(caps::clear(None::<i32>, CapSet::Ambient))?;
+    if let Some(user) = args.user {
+        sys!(setgroups(&[Gid::from_raw(user.gid)]))?;
+        sys!(setgid(Gid::from_raw(user.gid)))?;
+        sys!(setuid(Uid::from_raw(user.uid)))?;
+    }
+    // No setuid binary or file capability can raise privileges after this.
+    sys!(set_no_new_privs())?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
 }
 
-fn wait(pid: Pid) -> Result<i32> {
+fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
     let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
-    Ok(status::report(&format!("process {pid}"), status))
+    Ok(status::report(&format!("container {}", container.id), status))
 }

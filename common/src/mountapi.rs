@@ -1,0 +1,79 @@
+//! The new mount API calls that nix does not wrap yet, as thin functions
+//! returning `nix::Result` so that a step can call them through `sys!`:
+//! open_tree(2), mount_setattr(2) with MOUNT_ATTR_IDMAP, move_mount(2).
+//! Together they make an idmapped mount: a view of a directory in which
+//! file owners are translated through a user namespace's uid/gid maps.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `struct mount_attr` from <linux/mount.h>.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn c_path(path: &Path) -> nix::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+/// open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC): a
+/// detached copy of the mount tree at `path`, attached nowhere yet.
+pub fn open_tree_clone(path: &Path) -> nix::Result<OwnedFd> {
+    let path = c_path(path)?;
+    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: `path` is a valid NUL-terminated string for the call.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: open_tree returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// mount_setattr(tree, "", AT_EMPTY_PATH, {MOUNT_ATTR_IDMAP, userns}): owners
+/// seen through `tree` are mapped with the uid/gid maps of `userns`.
+pub fn mount_setattr_idmap(tree: &OwnedFd, userns: &impl AsRawFd) -> nix::Result<()> {
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    // SAFETY: the empty path is NUL-terminated; `attr` is a valid mount_attr
+    // and its size is passed with it.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(res).map(drop)
+}
+
+/// move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH): attaches
+/// the detached tree at `target`.
+pub fn move_mount(tree: &OwnedFd, target: &Path) -> nix::Result<()> {
+    let target = c_path(target)?;
+    // SAFETY: both paths are valid NUL-terminated strings for the call.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(res).map(drop)
+}
