@@ -57,7 +57,7 @@ apt_has() {
         $sudo apt-get update -qq
         apt_updated=yes
     fi
-    [ -n "$(apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -v '(none)')" ]
+    apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -qv '(none)'
 }
 
 command -v dpkg-query >/dev/null || die "this script knows Debian and Ubuntu (apt) only"

@@ -44,6 +44,8 @@ accel=${VM_ACCEL:-tcg}
 say() { echo "vm-test: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+[ -f "$repo/scripts/run-all.sh" ] || die "$repo/scripts/run-all.sh not found"
+
 # --- 1. host packages -------------------------------------------------------
 
 # Install Debian packages that are missing; `apt-get update` only runs when
@@ -72,7 +74,7 @@ need_pkg kmod
 # The guest kernel: the newest /boot/vmlinuz-* whose modules are installed
 # (the running kernel of a container or CI host often has none there).
 find_kernel() {
-    for k in $(ls /boot/vmlinuz-* 2>/dev/null | sort -V); do
+    for k in $(printf '%s\n' /boot/vmlinuz-* | sort -V); do
         [ -r "$k" ] && [ -d "/lib/modules/${k#/boot/vmlinuz-}" ] && echo "$k"
     done | tail -n 1
 }
@@ -185,6 +187,9 @@ for c in $(cat $cg/system.slice/cgroup.controllers); do
     echo "+$c" > $cg/system.slice/cgroup.subtree_control
 done
 
+# Progress goes to the console (ttyS0), which the host shows when the VM
+# fails; results go to ttyS1.
+echo "vm-init: running scripts/run-all.sh"
 exec 3>/dev/ttyS1
 echo "VM-INFO kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)" >&3
 echo "VM-INFO cgroup mounts: $(grep cgroup /proc/mounts | tr '\n' ' ')" >&3
@@ -194,11 +199,15 @@ echo "VM-TEST-BEGIN" >&3
 cd /workspace
 (
     echo 0 > $cg/system.slice/vm-test.service/cgroup.procs
-    exec env BIN_DIR=/workspace/target/release sh scripts/run-all.sh
+    # The state on the ext4 disk, where the runtime keeps it by default, not
+    # in run-all.sh's default temp dir: /tmp here is a tmpfs.
+    exec env BIN_DIR=/workspace/target/release \
+        STATE_DIR=/var/lib/docker-from-scratch sh scripts/run-all.sh
 ) </dev/null >&3 2>&1
 status=$?
 echo "VM-TEST-END" >&3
 echo "VM-EXIT-STATUS=$status" >&3
+echo "vm-init: run-all.sh exited with $status, powering off"
 sync
 poweroff -f
 EOF
@@ -217,10 +226,11 @@ for m in virtio_pci virtio_blk ext4 overlay; do
     modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
     name=$(basename "$ko")
-    # busybox insmod takes plain .ko files only.
+    # busybox insmod takes plain .ko files only (Debian 12 ships them so;
+    # Ubuntu compresses them with zstd).
     case "$ko" in
-    *.xz) xz -dc "$ko" > "$initrd/modules/${name%.xz}"; name=${name%.xz} ;;
-    *.zst) zstd -qdc "$ko" > "$initrd/modules/${name%.zst}"; name=${name%.zst} ;;
+    *.xz) need_pkg xz-utils; xz -dc "$ko" > "$initrd/modules/${name%.xz}"; name=${name%.xz} ;;
+    *.zst) need_pkg zstd; zstd -qdc "$ko" > "$initrd/modules/${name%.zst}"; name=${name%.zst} ;;
     *.gz) gzip -dc "$ko" > "$initrd/modules/${name%.gz}"; name=${name%.gz} ;;
     *) cp "$ko" "$initrd/modules/" ;;
     esac
@@ -276,7 +286,8 @@ say "VM ran for $(( $(date +%s) - start ))s"
 
 tr -d '\r' < "$tmp/results.log" > "$tmp/results.txt"
 sed -n 's/^VM-INFO /vm-test: /p' "$tmp/results.txt" >&2
-sed -n '/^VM-TEST-BEGIN$/,/^VM-TEST-END$/p' "$tmp/results.txt" | sed '1d;$d'
+# The lines between the markers; after a timeout, those printed so far.
+awk '/^VM-TEST-END$/ {on = 0} on {print} /^VM-TEST-BEGIN$/ {on = 1}' "$tmp/results.txt"
 status=$(sed -n 's/^VM-EXIT-STATUS=\([0-9]*\)$/\1/p' "$tmp/results.txt")
 if [ -z "$status" ]; then
     if [ "$qemu_status" = 124 ]; then

@@ -5,7 +5,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cgroups_rs::fs::{Cgroup, ControllIdentifier, Controller, Subsystem, hierarchies};
+use cgroups_rs::fs::{Cgroup, ControllIdentifier, Controller, Subsystem};
 
 /// The controllers every container's cgroup gets.
 pub fn controllers() -> Option<Vec<String>> {
@@ -27,8 +27,7 @@ where
     })
 }
 
-/// Removes a container's cgroup once its processes are gone, then the
-/// project's parent cgroup if no other container uses it. The kernel
+/// Removes a container's cgroup once its processes are gone. The kernel
 /// may answer EBUSY for a short while after the last process exited
 /// (cgroup v1 frees it asynchronously), so removal is retried for a second.
 pub fn remove(cgroup: &Cgroup) -> Result<()> {
@@ -40,8 +39,8 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
         }
         sleep(Duration::from_millis(10));
     }
-    // Best effort: another container may be using the parent right now.
-    let _ = Cgroup::load(hierarchies::auto(), crate::CGROUP_PARENT).delete();
+    // The parent (docker-from-scratch) stays, empty, as Docker's does:
+    // removing it would race with a container creating its cgroup in it.
     Ok(())
 }
 

@@ -19,12 +19,22 @@ pub fn parse<T: Parser>() -> T {
             std::process::exit(crate::EXIT_RUNTIME_ERROR)
         }
         Err(err) => {
+            // clap's first paragraph says what is wrong (a missing argument
+            // is named on the lines after the first); the usage follows.
             let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{}: {first} (see --help)", program_name());
+            let first: Vec<&str> = rendered.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+            say(&format!("{}: {} (see --help)", program_name(), first.join(" ")));
             std::process::exit(crate::EXIT_RUNTIME_ERROR)
         }
     }
+}
+
+/// Writes one line to stderr with a single write(2), and ignores failure:
+/// `eprintln!` panics when stderr is a closed pipe, and a runtime that panics
+/// before its cleanup leaves mounts, directories and cgroups behind.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 /// The running binary's name, for messages (`step02-chroot: error: …`).

@@ -86,7 +86,7 @@ impl Container {
     /// files for inspection and says where.
     pub fn keep_after(&self, ended: Result<i32>) -> Result<i32> {
         self.unmount()?;
-        eprintln!("kept the container's directory: {}", self.dir.display());
+        crate::cli::say(&format!("kept the container's directory: {}", self.dir.display()));
         ended
     }
 }

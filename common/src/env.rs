@@ -5,6 +5,7 @@
 use std::ffi::CString;
 
 use anyhow::{Context, Result};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -20,7 +21,31 @@ pub fn parse_env(text: &str) -> Result<String, String> {
 
 /// The environment for execvpe: defaults first, then `-e` values in order,
 /// later ones replacing earlier ones with the same key.
+///
+/// Called in the forked child, it also restores SIGPIPE's default action,
+/// and makes the container's PATH this process's own: glibc's execvpe searches the PATH of the *calling*
+/// process, not the one it passes on, and the command must be looked up
+/// where the container would look for it (runc does the same lookup).
 pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
+    let env = build_env(vars);
+    if let Some((_, path)) = env.iter().find(|(key, _)| key == "PATH") {
+        // SAFETY: this runs in the child between fork and exec, where the
+        // process has a single thread, so no other thread reads the
+        // environment while it changes.
+        unsafe { std::env::set_var("PATH", path) };
+    }
+    // Rust ignores SIGPIPE in every program it builds, and an ignored signal
+    // stays ignored across exec: give the command the default back, or
+    // `yes | head -1` in the container would never end by SIGPIPE.
+    // SAFETY: restoring the default action installs no handler.
+    let _ =
+        unsafe { sigaction(Signal::SIGPIPE, &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty())) };
+    env.into_iter()
+        .map(|(key, value)| CString::new(format!("{key}={value}")).context("environment variable contains a NUL byte"))
+        .collect()
+}
+
+fn build_env(vars: &[String]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into()), ("HOME".into(), "/root".into())];
     if let Ok(term) = std::env::var("TERM") {
         env.push(("TERM".into(), term));
@@ -36,9 +61,7 @@ pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
         env.retain(|(existing, _)| *existing != key);
         env.push((key, value));
     }
-    env.into_iter()
-        .map(|(key, value)| CString::new(format!("{key}={value}")).context("environment variable contains a NUL byte"))
-        .collect()
+    env
 }
 
 /// The command line as C strings for execvp.
@@ -55,8 +78,8 @@ mod tests {
 
     #[test]
     fn later_values_replace_earlier_ones() {
-        let env = container_env(&["A=1".into(), "PATH=/bin".into(), "A=2".into()]).unwrap();
-        let env: Vec<String> = env.into_iter().map(|c| c.into_string().unwrap()).collect();
+        let env = build_env(&["A=1".into(), "PATH=/bin".into(), "A=2".into()]);
+        let env: Vec<String> = env.into_iter().map(|(key, value)| format!("{key}={value}")).collect();
         assert!(env.contains(&"A=2".to_string()));
         assert!(!env.contains(&"A=1".to_string()));
         assert!(env.contains(&"PATH=/bin".to_string()));

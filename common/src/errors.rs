@@ -7,6 +7,7 @@ use nix::unistd::Uid;
 
 use crate::EXIT_RUNTIME_ERROR;
 use crate::cli::program_name;
+use crate::cli::say;
 
 /// Prints the error (with its chain of causes on one line) and, when it is a
 /// known failure mode, a hint; then exits 125.
@@ -18,9 +19,9 @@ pub fn die(err: anyhow::Error) -> ! {
 /// Prints the error the way [`die`] does, without exiting.
 pub fn print(err: &anyhow::Error) {
     let program = program_name();
-    eprintln!("{program}: error: {err:#}");
+    say(&format!("{program}: error: {err:#}"));
     if let Some(hint) = hint_for(err) {
-        eprintln!("{program}: hint: {hint}");
+        say(&format!("{program}: hint: {hint}"));
     }
 }
 

@@ -30,8 +30,8 @@ impl NotRunnable {
 impl fmt::Display for NotRunnable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.exit_code() {
-            127 => write!(f, "{:?}: command not found in the container ({})", self.command, self.errno),
-            _ => write!(f, "{:?}: cannot be executed in the container ({})", self.command, self.errno),
+            127 => write!(f, "{:?}: command not found ({})", self.command, self.errno),
+            _ => write!(f, "{:?}: cannot be executed ({})", self.command, self.errno),
         }
     }
 }
@@ -68,7 +68,7 @@ pub fn quiet_exit(code: i32) -> ! {
 /// and returns the exit status the runtime should leave with.
 pub fn report(who: &str, status: WaitStatus) -> i32 {
     let (line, code) = describe(status);
-    eprintln!("{who} {line}");
+    crate::cli::say(&format!("{who} {line}"));
     code
 }
 
@@ -83,7 +83,7 @@ pub fn report_oom(who: &str, limit: i64, peak: u64) -> i32 {
     let mib = |bytes: f64| format!("{:.1} MiB", bytes / (1 << 20) as f64);
     let limit = if limit <= 0 || limit == i64::MAX { "none".to_string() } else { mib(limit as f64) };
     let peak = if peak == 0 { "unknown".to_string() } else { mib(peak as f64) };
-    eprintln!("{who} was killed by the OOM killer: memory limit {limit}, peak usage {peak}");
+    crate::cli::say(&format!("{who} was killed by the OOM killer: memory limit {limit}, peak usage {peak}"));
     128 + nix::sys::signal::Signal::SIGKILL as i32
 }
 

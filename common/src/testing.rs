@@ -18,7 +18,12 @@ pub fn require_root(test: &str) -> bool {
     if std::env::var("CI").is_ok_and(|value| value == "true") {
         panic!("{test} needs root, and CI=true does not allow skipping it");
     }
-    eprintln!("SKIPPED {test}: needs root (run the tests with sudo)");
+    // Written to the real stderr: the test harness captures eprintln! of a
+    // passing test, which would make the skip silent.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("SKIPPED {test}: needs root (run the tests with sudo)\n").as_bytes(),
+    );
     false
 }
 
@@ -37,44 +42,24 @@ impl Default for Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("dfs-test-")
-            .tempdir()
-            .expect("cannot create a temporary directory");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o711),
-        )
-        .unwrap();
+        let dir = tempfile::Builder::new().prefix("dfs-test-").tempdir().expect("cannot create a temporary directory");
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
         let images = dir.path().join("images");
         let containers = dir.path().join("containers");
-        Sandbox {
-            dir,
-            images,
-            containers,
-        }
+        Sandbox { dir, images, containers }
     }
 
     /// `BINARY run --image-dir … --container-dir … ARGS…`.
     pub fn command(&self, binary: &str, args: &[&str]) -> Command {
         let mut command = Command::new(binary);
-        command
-            .arg("run")
-            .arg("--image-dir")
-            .arg(&self.images)
-            .arg("--container-dir")
-            .arg(&self.containers)
-            .args(args);
+        command.arg("run").arg("--image-dir").arg(&self.images).arg("--container-dir").arg(&self.containers).args(args);
         command
     }
 
     /// Runs the binary to completion and checks that the run left nothing
     /// behind: no container directory, no mount below the sandbox.
     pub fn run(&self, binary: &str, args: &[&str]) -> Output {
-        let output = self
-            .command(binary, args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
+        let output = self.command(binary, args).output().unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
         self.assert_clean();
         output
     }
@@ -83,16 +68,9 @@ impl Sandbox {
     /// left over.
     pub fn assert_clean(&self) {
         let left: Vec<_> = std::fs::read_dir(&self.containers)
-            .map(|dir| {
-                dir.filter_map(Result::ok)
-                    .map(|entry| entry.path())
-                    .collect()
-            })
+            .map(|dir| dir.filter_map(Result::ok).map(|entry| entry.path()).collect())
             .unwrap_or_default();
-        assert!(
-            left.is_empty(),
-            "container directories left behind: {left:?}"
-        );
+        assert!(left.is_empty(), "container directories left behind: {left:?}");
         let mounts = fsutil::mounts_under("self", self.dir.path()).expect("cannot read mountinfo");
         assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
     }
@@ -115,13 +93,10 @@ pub fn stderr(output: &Output) -> String {
 
 /// The exit status, with a readable panic when the process was killed.
 pub fn code(output: &Output) -> i32 {
-    output.status.code().unwrap_or_else(|| {
-        panic!(
-            "the runtime itself was killed: {:?}\n{}",
-            output.status,
-            stderr(output)
-        )
-    })
+    output
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("the runtime itself was killed: {:?}\n{}", output.status, stderr(output)))
 }
 
 /// The target of a namespace link such as `/proc/self/ns/mnt`.
@@ -129,4 +104,613 @@ pub fn namespace(pid: &str, kind: &str) -> String {
     std::fs::read_link(Path::new("/proc").join(pid).join("ns").join(kind))
         .map(|target| target.to_string_lossy().into_owned())
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/ns/{kind}: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Checks shared by the steps' tests. Each one runs the step's binary and
+// asserts what the kernel shows (exit statuses, mountinfo, namespace links,
+// device numbers, files), so a step's `tests/` file only lists what that step
+// proves.
+
+/// How a test starts a step's binary. Step01 runs its command on the host
+/// and takes no image or container directory; from step02 on, every run gets
+/// the sandbox's.
+#[derive(Clone, Copy)]
+pub struct Step {
+    pub binary: &'static str,
+    images: bool,
+}
+
+impl Step {
+    /// Step01: `BINARY run ARGS…`; the command runs on the host.
+    pub const fn on_host(binary: &'static str) -> Step {
+        Step { binary, images: false }
+    }
+
+    /// Step02 on: `BINARY run --image-dir … --container-dir … ARGS…`.
+    pub const fn in_image(binary: &'static str) -> Step {
+        Step { binary, images: true }
+    }
+
+    /// The command line for one run, not started yet.
+    pub fn command(&self, sandbox: &Sandbox, args: &[&str]) -> Command {
+        if self.images {
+            sandbox.command(self.binary, args)
+        } else {
+            let mut command = Command::new(self.binary);
+            command.arg("run").args(args);
+            command
+        }
+    }
+
+    /// Runs to completion and checks that nothing was left behind.
+    pub fn run(&self, sandbox: &Sandbox, args: &[&str]) -> Output {
+        finished(self.command(sandbox, args), sandbox)
+    }
+
+    /// The first word of the runtime's last line.
+    fn who(&self) -> &'static str {
+        if self.images { "container" } else { "process" }
+    }
+
+    fn expect_images(&self, check: &str) {
+        assert!(self.images, "{check} needs a step that runs an image (step02 on)");
+    }
+}
+
+/// Runs `command` to completion, then checks that it left no container
+/// directory and no mount below the sandbox.
+pub fn finished(mut command: Command, sandbox: &Sandbox) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    sandbox.assert_clean();
+    output
+}
+
+impl Sandbox {
+    /// A name no other sandbox uses, for mounts and files a test looks for.
+    pub fn unique(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.dir.path().file_name().unwrap_or_default().to_string_lossy())
+    }
+
+    /// A file that exists on the host only: a container that can see it is
+    /// looking at the host's files.
+    pub fn host_only_file(&self) -> PathBuf {
+        let path = self.dir.path().join("host-only");
+        std::fs::write(&path, "host\n").expect("cannot write the host-only file");
+        path
+    }
+}
+
+/// The last line the runtime printed on stderr.
+pub fn last_line(output: &Output) -> String {
+    stderr(output).lines().last().unwrap_or_default().to_string()
+}
+
+/// Asserts the exit status and the runtime's last line: `process PID …` for
+/// step01, `container ID …` (twelve hex digits) after it, then `ending`.
+pub fn assert_ended(step: Step, output: &Output, status: i32, ending: &str) {
+    let context = format!("stdout:\n{}\nstderr:\n{}", stdout(output), stderr(output));
+    assert_eq!(code(output), status, "{context}");
+    let last = last_line(output);
+    let words: Vec<&str> = last.splitn(3, ' ').collect();
+    let [who, id, rest] = words[..] else { panic!("last line {last:?} is not `{} ID {ending}`", step.who()) };
+    assert_eq!(who, step.who(), "last line {last:?}");
+    let id_ok = if step.images {
+        id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())
+    } else {
+        id.parse::<u32>().is_ok()
+    };
+    assert!(id_ok, "{id:?} in {last:?} is not a {}", if step.images { "container id" } else { "pid" });
+    assert_eq!(rest, ending, "{context}");
+}
+
+/// Docker's exit statuses: the command's own, 127 when it is missing, 126
+/// when it cannot be executed, 128+9 when it died of SIGKILL.
+pub fn check_exit_codes(step: Step) {
+    let sandbox = Sandbox::new();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["true"], 0, "exited with status 0"),
+        (&["sh", "-c", "exit 3"], 3, "exited with status 3"),
+        (&["dfs-no-such-command"], 127, "exited with status 127"),
+        (&["/etc"], 126, "exited with status 126"),
+        (&["sh", "-c", "kill -9 $$"], 137, "was killed by signal 9 (SIGKILL)"),
+    ];
+    for (args, status, ending) in cases {
+        let output = step.run(&sandbox, args);
+        assert_ended(step, &output, *status, ending);
+        if (126..=127).contains(status) {
+            assert!(stderr(&output).contains(args[0]), "the error does not name {:?}: {}", args[0], stderr(&output));
+        }
+    }
+}
+
+/// The command is looked up on the container's PATH (the default one, or
+/// `-e PATH=…`), as Docker does, not on the runtime's own PATH.
+pub fn check_command_is_found_on_the_containers_path(step: Step) {
+    let sandbox = Sandbox::new();
+    let mut command = step.command(&sandbox, &["sh", "-c", "echo found"]);
+    command.env("PATH", "/nowhere");
+    let output = finished(command, &sandbox);
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "found\n");
+    let output = step.run(&sandbox, &["-e", "PATH=/nowhere", "sh", "-c", "echo found"]);
+    assert_ended(step, &output, 127, "exited with status 127");
+}
+
+/// `-e KEY=VALUE` and `-e KEY` (the host's value) reach the command; the
+/// rest of the runtime's environment does not.
+pub fn check_env(step: Step) {
+    let sandbox = Sandbox::new();
+    let mut command = step.command(&sandbox, &["-e", "DFS_GREETING=hello world", "-e", "DFS_FROM_HOST", "env"]);
+    command.env("DFS_FROM_HOST", "passed on").env("DFS_HOST_ONLY", "leaked");
+    let output = finished(command, &sandbox);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let env: Vec<&str> = out.lines().collect();
+    assert!(env.contains(&"DFS_GREETING=hello world"), "-e KEY=VALUE is missing: {env:?}");
+    assert!(env.contains(&"DFS_FROM_HOST=passed on"), "-e KEY is missing: {env:?}");
+    assert!(!env.iter().any(|var| var.starts_with("DFS_HOST_ONLY=")), "the host's environment leaked in: {env:?}");
+}
+
+/// A bad option ends with status 125 and one line on stderr, before anything
+/// is created.
+pub fn check_bad_option(step: Step) {
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["--bogus", "true"]);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains("--bogus"), "the error does not name --bogus: {err}");
+    assert!(!sandbox.images.exists() && !sandbox.containers.exists(), "a rejected command line created directories");
+}
+
+/// `run` without a command ends with status 125 and one line that says
+/// what is missing.
+pub fn check_missing_command_is_named(step: Step) {
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &[]);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains("COMMAND"), "the error does not name the missing COMMAND: {err}");
+}
+
+/// `--image nosuch`: status 125, one line naming the file to provide, and
+/// nothing created.
+pub fn check_missing_image(step: Step) {
+    step.expect_images("check_missing_image");
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["--image", "nosuch", "true"]);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains("nosuch.tar"), "the error does not name nosuch.tar: {err}");
+    let images: Vec<_> = std::fs::read_dir(&sandbox.images).map(|dir| dir.flatten().collect()).unwrap_or_default();
+    assert!(images.is_empty(), "a missing image left files: {images:?}");
+}
+
+/// A start that fails half way (the image has /proc and /sys but no /dev, so
+/// mounting /dev fails after the others succeeded) ends with status 125 and
+/// leaves no mount and no container directory.
+pub fn check_failed_start_leaves_nothing(step: Step) {
+    step.expect_images("check_failed_start_leaves_nothing");
+    let sandbox = Sandbox::new();
+    let rootfs = sandbox.images.join("nodev").join("rootfs");
+    for dir in ["proc", "sys", "bin"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    let output = step.run(&sandbox, &["--image", "nodev", "true"]);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    assert!(stderr(&output).contains("ENOENT"), "expected the missing /dev to fail the start: {}", stderr(&output));
+}
+
+/// Mounts the command makes and does not unmount are gone once it ends.
+pub fn check_mounts_made_inside_are_removed(step: Step) {
+    step.expect_images("check_mounts_made_inside_are_removed");
+    let sandbox = Sandbox::new();
+    let source = sandbox.unique("dfs-left");
+    let script = format!("mount -t tmpfs {source} /mnt && grep -q {source} /proc/self/mountinfo");
+    let output = step.run(&sandbox, &["sh", "-c", &script]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let host = fsutil::mountinfo("self").unwrap();
+    assert!(!host.contains(&source), "the command's mount is still there:\n{host}");
+}
+
+/// "/" is the image's: its /etc/os-release, and none of the host's files.
+pub fn check_root_is_the_image(step: Step) {
+    step.expect_images("check_root_is_the_image");
+    let sandbox = Sandbox::new();
+    let host_file = sandbox.host_only_file();
+    let output =
+        step.run(&sandbox, &["sh", "-c", &format!("cat /etc/os-release; {}", IS_VISIBLE), "sh", utf8(&host_file)]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    assert!(out.contains("docker-from-scratch busybox"), "not the image's /etc/os-release: {out}");
+    assert!(out.contains("HOST-HIDDEN\n"), "the host's {} is visible inside: {out}", host_file.display());
+}
+
+/// Prints HOST-VISIBLE or HOST-HIDDEN, for a file given as "$1".
+pub const IS_VISIBLE: &str = r#"if [ -e "$1" ]; then echo HOST-VISIBLE; else echo HOST-HIDDEN; fi"#;
+
+/// The image's `breakout` (chroot, then `..` until the real root) prints
+/// ESCAPED, and the host's files are visible from where it ended.
+pub fn check_breakout_escapes(step: Step) {
+    assert_eq!(breakout(step), "ESCAPED\nHOST-VISIBLE\n");
+}
+
+/// The image's `breakout` prints CONTAINED, and the host's files are not
+/// visible from where it ended.
+pub fn check_breakout_is_contained(step: Step) {
+    assert_eq!(breakout(step), "CONTAINED\nHOST-HIDDEN\n");
+}
+
+fn breakout(step: Step) -> String {
+    step.expect_images("breakout");
+    let sandbox = Sandbox::new();
+    let host_file = sandbox.host_only_file();
+    let output = step.run(&sandbox, &["breakout", "sh", "-c", IS_VISIBLE, "sh", utf8(&host_file)]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    stdout(&output)
+}
+
+/// The command's mount namespace, as `readlink /proc/self/ns/mnt` inside
+/// shows it, and the test's own.
+pub fn mount_namespaces(step: Step) -> (String, String) {
+    step.expect_images("mount_namespaces");
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["readlink", "/proc/self/ns/mnt"]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let inside = stdout(&output).trim().to_string();
+    assert!(inside.starts_with("mnt:["), "readlink /proc/self/ns/mnt gave {inside:?}");
+    (inside, namespace("self", "mnt"))
+}
+
+/// The command has a mount namespace of its own.
+pub fn check_own_mount_namespace(step: Step) {
+    let (inside, host) = mount_namespaces(step);
+    assert_ne!(inside, host, "the container shares the host's mount namespace");
+}
+
+/// /dev has the usual character devices, with their kernel numbers, and no
+/// block device of the host's.
+pub fn check_devices(step: Step) {
+    step.expect_images("check_devices");
+    let sandbox = Sandbox::new();
+    let script = "stat -c '%n %F %t:%T' /dev/null /dev/zero /dev/urandom && echo x > /dev/null && \
+                  echo blocks: $(find /dev -type b)";
+    let output = step.run(&sandbox, &["sh", "-c", script]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(
+        stdout(&output),
+        "/dev/null character special file 1:3\n\
+         /dev/zero character special file 1:5\n\
+         /dev/urandom character special file 1:9\n\
+         blocks:\n"
+    );
+}
+
+/// The only mounts the command can see are its root and the kernel views on
+/// it: the host's old root is gone, not just hidden by a chroot.
+pub fn check_only_the_containers_mounts(step: Step) {
+    step.expect_images("check_only_the_containers_mounts");
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["cat", "/proc/self/mountinfo"]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let points: Vec<&str> = parse_mountinfo(&out).iter().map(|mount| mount.point).collect();
+    assert!(points.contains(&"/"), "\"/\" is not a mount point inside: {points:?}");
+    for point in &points {
+        assert!(["/", "/proc", "/sys", "/dev", "/dev/pts"].contains(point), "{point} is mounted inside:\n{out}");
+    }
+}
+
+/// One line of `/proc/PID/mountinfo` (see proc_pid_mountinfo(5)).
+pub struct Mount<'a> {
+    pub point: &'a str,
+    /// `shared:N`, `master:N`, … (empty for a private mount).
+    pub propagation: Vec<&'a str>,
+    pub fstype: &'a str,
+    pub source: &'a str,
+    pub super_options: &'a str,
+}
+
+/// Parses mountinfo text. Paths are left escaped (`\040` for a space).
+pub fn parse_mountinfo(text: &str) -> Vec<Mount<'_>> {
+    text.lines()
+        .filter_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            let fields: Vec<&str> = mount.split(' ').collect();
+            let fs: Vec<&str> = fs.split(' ').collect();
+            Some(Mount {
+                point: fields.get(4)?,
+                propagation: fields.get(6..).unwrap_or_default().to_vec(),
+                fstype: fs.first()?,
+                source: fs.get(1)?,
+                super_options: fs.get(2).copied().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The mount that holds `path` in a mount table: the last one mounted on the
+/// longest prefix of it.
+pub fn mount_holding<'a>(mounts: &'a [Mount<'a>], path: &Path) -> &'a Mount<'a> {
+    mounts
+        .iter()
+        .filter(|mount| path.starts_with(mount.point))
+        .max_by_key(|mount| Path::new(mount.point).components().count())
+        .unwrap_or_else(|| panic!("no mount holds {}", path.display()))
+}
+
+/// The runtime's own mount table (`/proc/PID/mountinfo`) at the moment its
+/// command has mounted a tmpfs named `source` on /mnt and waits.
+///
+/// The runtime runs under `unshare --mount --propagation shared` (which execs
+/// it, so the pid is the runtime's): a mount namespace of its own where
+/// every mount is shared, as on a systemd host, so that a mount that is not
+/// kept inside the container propagates to it. The test's own mounts stay
+/// as they are. Asserts that "/" and the mount holding the sandbox are
+/// shared there, or the experiment would prove nothing.
+pub fn mountinfo_while_mounted(step: Step, sandbox: &Sandbox, source: &str) -> String {
+    step.expect_images("mountinfo_while_mounted");
+    let script =
+        format!("mount -t tmpfs {source} /mnt && grep -q {source} /proc/self/mountinfo && echo mounted && read line");
+    let inner = step.command(sandbox, &["sh", "-c", &script]);
+    let mut command = Command::new("unshare");
+    command.args(["--mount", "--propagation", "shared"]).arg(inner.get_program()).args(inner.get_args());
+    let running = Running::start(command, "mounted");
+    let host = fsutil::mountinfo(&running.pid().to_string()).unwrap();
+    let output = running.finish();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    sandbox.assert_clean();
+    let mounts = parse_mountinfo(&host);
+    for path in [Path::new("/"), sandbox.dir.path()] {
+        let holder = mount_holding(&mounts, path);
+        assert!(
+            holder.propagation.iter().any(|field| field.starts_with("shared:")),
+            "{} (on {}) is not shared in the runtime's namespace:\n{host}",
+            path.display(),
+            holder.point
+        );
+    }
+    host
+}
+
+/// A mount made inside the container does not show on the host while the
+/// container runs, even where the host's mounts are shared; neither do the
+/// container's own /proc, /sys and /dev.
+pub fn check_mounts_stay_inside(step: Step) {
+    let sandbox = Sandbox::new();
+    let source = sandbox.unique("dfs-probe");
+    let host = mountinfo_while_mounted(step, &sandbox, &source);
+    let mounts = parse_mountinfo(&host);
+    assert!(!mounts.iter().any(|mount| mount.source == source), "the container's tmpfs shows on the host:\n{host}");
+    let under: Vec<&str> = mounts
+        .iter()
+        .filter(|mount| Path::new(mount.point).starts_with(&sandbox.containers))
+        .map(|m| m.point)
+        .collect();
+    assert!(under.is_empty(), "the container's mounts show on the host: {under:?}");
+}
+
+/// SIGTERM sent to the runtime reaches the command (143 = 128+15), and the
+/// runtime still cleans up.
+pub fn check_sigterm_is_passed_on(step: Step) {
+    let sandbox = Sandbox::new();
+    let mut running = Running::start(step.command(&sandbox, &["sh", "-c", "echo ready && read line"]), "ready");
+    let pid = running.pid();
+    // The runtime installs its handler after the fork; wait until the kernel
+    // shows it (SigCgt has bit SIGTERM-1), or the signal would kill it.
+    wait_for(&format!("runtime {pid} to catch SIGTERM"), || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status.lines().find_map(|line| line.strip_prefix("SigCgt:")).unwrap_or("0");
+        u64::from_str_radix(caught.trim(), 16).unwrap_or(0) & (1 << (libc::SIGTERM - 1)) != 0
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = running.wait();
+    sandbox.assert_clean();
+    assert_ended(step, &output, 143, "was killed by signal 15 (SIGTERM)");
+}
+
+/// How long a test waits for a container to get somewhere before failing.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A runtime started with piped stdio whose command has printed a given
+/// line and now waits for one on stdin. Dropping it closes stdin, so the
+/// command ends (and the runtime cleans up) even when the test fails half way.
+pub struct Running {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdout: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Starts `command` and returns once it printed the line `ready`.
+    pub fn start(mut command: Command, ready: &str) -> Running {
+        use std::io::{BufRead, Read};
+        use std::process::Stdio;
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        let (send, lines) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let collect_stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let stdin = child.stdin.take();
+        let mut running = Running { child, stdin, lines, stdout: String::new(), stderr: Some(collect_stderr) };
+        loop {
+            match running.lines.recv_timeout(PATIENCE) {
+                Ok(line) if line == ready => break,
+                Ok(line) => running.stdout.push_str(&format!("{line}\n")),
+                Err(_) => {
+                    running.stdin = None;
+                    let output = running.wait();
+                    panic!("the command never printed {ready:?}: {output:?}\nstderr:\n{}", stderr(&output));
+                }
+            }
+        }
+        running
+    }
+
+    /// The runtime's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the line the command waits for, then waits for the end.
+    pub fn finish(mut self) -> Output {
+        use std::io::Write;
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        self.wait()
+    }
+
+    /// Waits for the runtime to end (stdin stays open), failing after a while.
+    pub fn wait(&mut self) -> Output {
+        let child = &mut self.child;
+        let mut status = None;
+        wait_for("the runtime to end", || {
+            status = child.try_wait().expect("cannot wait for the runtime");
+            status.is_some()
+        });
+        let status = status.unwrap();
+        let mut stdout = std::mem::take(&mut self.stdout);
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(1)) {
+            stdout.push_str(&format!("{line}\n"));
+        }
+        let stderr = self.stderr.take().map(|thread| thread.join().unwrap_or_default()).unwrap_or_default();
+        Output { status, stdout: stdout.into_bytes(), stderr: stderr.into_bytes() }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stdin = None;
+        if matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+// ---------------------------------------------------------------------------
+// From step06 the command is PID 1 of its own PID namespace: the kernel
+// delivers to it, from inside the namespace, no signal it has no handler
+// for, not even SIGKILL. These checks kill it from the host instead.
+
+/// The host's pid of the container's first process, once it has exec'd
+/// (its executable is no longer the runtime's).
+pub fn container_init(runtime: u32) -> u32 {
+    let runtime_exe = std::fs::read_link(format!("/proc/{runtime}/exe")).ok();
+    let mut init = 0;
+    wait_for("the container's first process to exec", || {
+        let children = std::fs::read_to_string(format!("/proc/{runtime}/task/{runtime}/children")).unwrap_or_default();
+        init = children.split_whitespace().next().and_then(|pid| pid.parse().ok()).unwrap_or(0);
+        let exe = std::fs::read_link(format!("/proc/{init}/exe")).ok();
+        init != 0 && exe.is_some() && exe != runtime_exe
+    });
+    init
+}
+
+/// Exit statuses for a command that is PID 1: its own status, 127, 126, and
+/// 128+9 when the host kills it; `kill -9 $$` from inside is ignored.
+pub fn check_exit_codes_as_pid1(step: Step) {
+    let sandbox = Sandbox::new();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["true"], 0, "exited with status 0"),
+        (&["sh", "-c", "exit 3"], 3, "exited with status 3"),
+        (&["dfs-no-such-command"], 127, "exited with status 127"),
+        (&["/etc"], 126, "exited with status 126"),
+    ];
+    for (args, status, ending) in cases {
+        let output = step.run(&sandbox, args);
+        assert_ended(step, &output, *status, ending);
+    }
+    let output = step.run(&sandbox, &["sh", "-c", "kill -9 $$; echo still here"]);
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "still here\n", "PID 1 died of a SIGKILL sent from inside its namespace");
+    let mut running = Running::start(step.command(&sandbox, &["sh", "-c", "echo ready && read line"]), "ready");
+    let init = container_init(running.pid());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let output = running.wait();
+    sandbox.assert_clean();
+    assert_ended(step, &output, 137, "was killed by signal 9 (SIGKILL)");
+}
+
+/// The command's namespaces of these kinds are not the host's.
+pub fn check_own_namespaces(step: Step, kinds: &[&str]) {
+    let sandbox = Sandbox::new();
+    for kind in kinds {
+        let output = step.run(&sandbox, &["readlink", &format!("/proc/self/ns/{kind}")]);
+        assert_ended(step, &output, 0, "exited with status 0");
+        let inside = stdout(&output).trim().to_string();
+        assert!(inside.starts_with(&format!("{kind}:[")), "{inside:?}");
+        assert_ne!(inside, namespace("self", kind), "the {kind} namespace is the host's");
+    }
+}
+
+/// One field of /proc/self/status as the command sees it.
+pub fn status_field(step: Step, args: &[&str], field: &str) -> String {
+    let sandbox = Sandbox::new();
+    let mut all = args.to_vec();
+    all.extend(["cat", "/proc/self/status"]);
+    let output = step.run(&sandbox, &all);
+    assert_ended(step, &output, 0, "exited with status 0");
+    stdout(&output)
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|value| value.trim().to_string())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// The container's cgroup directories (v1: one per controller; v2: one),
+/// read from the host's view of /proc/PID/cgroup.
+pub fn cgroup_dirs(init: u32) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            if v2 {
+                return controllers.is_empty().then(|| PathBuf::from(format!("/sys/fs/cgroup{path}")));
+            }
+            ["memory", "cpu", "pids"]
+                .iter()
+                .find(|c| controllers.split(',').any(|have| have == **c))
+                .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}{path}")))
+        })
+        .collect()
 }

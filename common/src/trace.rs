@@ -22,8 +22,14 @@ pub fn enabled() -> bool {
 /// which of two paths they took.
 pub fn note(message: &str) {
     if enabled() {
-        eprintln!("trace[{}] # {message}", std::process::id());
+        line(format!("trace[{}] # {message}", std::process::id()));
     }
+}
+
+/// Writes one whole line with a single write(2), so that the lines of the
+/// parent and of the child, both writing to the same stderr, never mix.
+fn line(text: String) {
+    crate::cli::say(&text);
 }
 
 /// Called by [`sys!`] before the call: exec never returns, so its line is
@@ -31,7 +37,7 @@ pub fn note(message: &str) {
 #[doc(hidden)]
 pub fn before(source: &str) {
     if enabled() && source.starts_with("exec") {
-        eprintln!("trace[{}] {source} ...", std::process::id());
+        line(format!("trace[{}] {source} ...", std::process::id()));
     }
 }
 
@@ -49,8 +55,8 @@ where
     let took = started.elapsed();
     if enabled() {
         match &result {
-            Ok(value) => eprintln!("trace[{}] {source} = Ok({value:?}) [{took:.1?}]", std::process::id()),
-            Err(err) => eprintln!("trace[{}] {source} = Err({err:?}) [{took:.1?}]", std::process::id()),
+            Ok(value) => line(format!("trace[{}] {source} = Ok({value:?}) [{took:.1?}]", std::process::id())),
+            Err(err) => line(format!("trace[{}] {source} = Err({err:?}) [{took:.1?}]", std::process::id())),
         }
     }
     result.map_err(|err| {

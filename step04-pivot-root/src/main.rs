@@ -117,8 +117,9 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     // it has overlayfs (step 05): slow for big images, but writes stay ours.
     let rootfs = container.dir.join("rootfs");
     common::fsutil::copy_tree(image, &rootfs)?;
-    // pivot_root wants the new root to be a mount point (EINVAL otherwise;
-    // EBUSY on the kernels the workshop was written for): bind it onto itself.
+    // pivot_root wants the new root to be a mount point (otherwise EBUSY
+    // when it is on the same filesystem as "/", EINVAL when it is not):
+    // bind it onto itself.
     sys!(mount(Some(&rootfs), &rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>))?;
     // The kernel's views a command expects: processes, devices and sysfs.
     sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;

@@ -436,7 +436,7 @@ fn wait(pid: Pid, container: &Container, cgroup: &ContainerCgroup) -> Result<i32
         ));
     }
     if kills > 0 {
-        eprintln!("container {}: the OOM killer killed {kills} of its processes", container.id);
+        common::cli::say(&format!("container {}: the OOM killer killed {kills} of its processes", container.id));
     }
     Ok(status::report(&format!("container {}", container.id), status))
 }

@@ -1,0 +1,118 @@
+//! Step 02 runs the command chrooted into a copy of the image: "/" is the
+//! image's. Still no mount namespace: the container's mounts are the host's
+//! while it runs, and a root process walks out of a chroot.
+
+use std::path::Path;
+
+use common::testing;
+use common::testing::Sandbox;
+use common::testing::Step;
+use common::testing::require_root;
+
+const STEP: Step = Step::in_image(env!("CARGO_BIN_EXE_step02-chroot"));
+
+#[test]
+fn a_bad_option_exits_125_with_one_line() {
+    testing::check_bad_option(STEP);
+}
+
+#[test]
+fn exit_statuses_are_dockers() {
+    if !require_root("exit_statuses_are_dockers") {
+        return;
+    }
+    testing::check_exit_codes(STEP);
+}
+
+#[test]
+fn env_reaches_the_command_and_the_hosts_does_not() {
+    if !require_root("env_reaches_the_command_and_the_hosts_does_not") {
+        return;
+    }
+    testing::check_env(STEP);
+}
+
+#[test]
+fn the_command_is_found_on_the_containers_path() {
+    if !require_root("the_command_is_found_on_the_containers_path") {
+        return;
+    }
+    testing::check_command_is_found_on_the_containers_path(STEP);
+}
+
+#[test]
+fn sigterm_is_passed_on_and_the_mounts_are_removed() {
+    if !require_root("sigterm_is_passed_on_and_the_mounts_are_removed") {
+        return;
+    }
+    testing::check_sigterm_is_passed_on(STEP);
+}
+
+#[test]
+fn a_missing_image_exits_125_naming_the_tarball() {
+    if !require_root("a_missing_image_exits_125_naming_the_tarball") {
+        return;
+    }
+    testing::check_missing_image(STEP);
+}
+
+#[test]
+fn a_failed_start_leaves_no_mount_and_no_directory() {
+    if !require_root("a_failed_start_leaves_no_mount_and_no_directory") {
+        return;
+    }
+    testing::check_failed_start_leaves_nothing(STEP);
+}
+
+#[test]
+fn mounts_made_inside_are_removed_after_the_run() {
+    if !require_root("mounts_made_inside_are_removed_after_the_run") {
+        return;
+    }
+    testing::check_mounts_made_inside_are_removed(STEP);
+}
+
+#[test]
+fn the_root_is_the_images() {
+    if !require_root("the_root_is_the_images") {
+        return;
+    }
+    testing::check_root_is_the_image(STEP);
+}
+
+#[test]
+fn breakout_escapes_the_chroot() {
+    if !require_root("breakout_escapes_the_chroot") {
+        return;
+    }
+    testing::check_breakout_escapes(STEP);
+}
+
+#[test]
+fn the_mount_namespace_is_still_the_hosts() {
+    if !require_root("the_mount_namespace_is_still_the_hosts") {
+        return;
+    }
+    let (inside, host) = testing::mount_namespaces(STEP);
+    assert_eq!(inside, host);
+}
+
+/// Why step 03 exists: while the container runs, its /proc and a tmpfs it
+/// mounts are in the host's mount table.
+#[test]
+fn the_containers_mounts_show_on_the_host_while_it_runs() {
+    if !require_root("the_containers_mounts_show_on_the_host_while_it_runs") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let source = sandbox.unique("dfs-probe");
+    let host = testing::mountinfo_while_mounted(STEP, &sandbox, &source);
+    let mounts = testing::parse_mountinfo(&host);
+    let in_container = |fstype: &str, source: &str| {
+        mounts.iter().any(|mount| {
+            mount.fstype == fstype && mount.source == source && Path::new(mount.point).starts_with(&sandbox.containers)
+        })
+    };
+    assert!(in_container("tmpfs", &source), "the container's tmpfs is not on the host:\n{host}");
+    assert!(in_container("proc", "proc"), "the container's /proc is not on the host:\n{host}");
+}

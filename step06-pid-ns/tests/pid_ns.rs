@@ -1,0 +1,76 @@
+//! Step 06 starts the command in new PID, UTS, IPC and network namespaces:
+//! it is PID 1 and sees only its own processes, has its own hostname, and
+//! only a loopback interface, which is up.
+
+use common::testing;
+use common::testing::Sandbox;
+use common::testing::Step;
+use common::testing::assert_ended;
+use common::testing::require_root;
+use common::testing::stdout;
+
+const STEP: Step = Step::in_image(env!("CARGO_BIN_EXE_step06-pid-ns"));
+
+macro_rules! as_root {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            if !require_root(stringify!($name)) {
+                return;
+            }
+            $body
+        }
+    };
+}
+
+#[test]
+fn a_bad_option_exits_125_with_one_line() {
+    testing::check_bad_option(STEP);
+}
+
+as_root!(exit_statuses_are_dockers_for_a_pid_1, testing::check_exit_codes_as_pid1(STEP));
+as_root!(env_reaches_the_command_and_the_hosts_does_not, testing::check_env(STEP));
+as_root!(the_command_is_found_on_the_containers_path, testing::check_command_is_found_on_the_containers_path(STEP));
+as_root!(a_missing_image_exits_125_naming_the_tarball, testing::check_missing_image(STEP));
+as_root!(a_failed_start_leaves_no_mount_and_no_directory, testing::check_failed_start_leaves_nothing(STEP));
+as_root!(the_root_is_the_images, testing::check_root_is_the_image(STEP));
+as_root!(breakout_is_contained, testing::check_breakout_is_contained(STEP));
+as_root!(the_mount_namespace_is_its_own, testing::check_own_mount_namespace(STEP));
+as_root!(dev_has_the_standard_character_devices, testing::check_devices(STEP));
+as_root!(mounts_made_inside_are_removed_after_the_run, testing::check_mounts_made_inside_are_removed(STEP));
+as_root!(mounts_inside_do_not_reach_a_shared_host_root, testing::check_mounts_stay_inside(STEP));
+as_root!(
+    pid_uts_ipc_and_net_namespaces_are_its_own,
+    testing::check_own_namespaces(STEP, &["pid", "uts", "ipc", "net"])
+);
+
+as_root!(the_command_is_pid_1_and_sees_only_its_processes, {
+    let sandbox = Sandbox::new();
+    let output = STEP.run(&sandbox, &["ps", "-o", "pid,comm"]);
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    let rows: Vec<String> =
+        stdout(&output).lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(rows, ["1 ps"], "{}", stdout(&output));
+});
+
+as_root!(the_hostname_is_the_id_or_the_option_and_the_hosts_is_untouched, {
+    let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let sandbox = Sandbox::new();
+    let output = STEP.run(&sandbox, &["hostname"]);
+    let name = stdout(&output).trim().to_string();
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    assert!(testing::last_line(&output).starts_with(&format!("container {name} ")), "hostname {name:?} is not the id");
+    let output = STEP.run(&sandbox, &["--hostname", "web", "hostname"]);
+    assert_eq!(stdout(&output), "web\n");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
+});
+
+as_root!(only_lo_exists_and_it_is_up, {
+    let sandbox = Sandbox::new();
+    let output = STEP.run(&sandbox, &["cat", "/sys/class/net/lo/flags"]);
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    let flags = u32::from_str_radix(stdout(&output).trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: flags {flags:#x}");
+    let output = STEP.run(&sandbox, &["ls", "/sys/class/net"]);
+    assert_eq!(stdout(&output).split_whitespace().collect::<Vec<_>>(), ["lo"]);
+});

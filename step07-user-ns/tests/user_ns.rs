@@ -1,0 +1,103 @@
+//! Step 07 adds a user namespace (container 0-65535 is host 100000-165535),
+//! an image owned by the container's root, and Docker's default privileges:
+//! 14 capabilities, no_new_privs, and `--user`.
+
+use std::os::unix::fs::MetadataExt;
+
+use common::testing;
+use common::testing::Sandbox;
+use common::testing::Step;
+use common::testing::assert_ended;
+use common::testing::require_root;
+use common::testing::stdout;
+
+const STEP: Step = Step::in_image(env!("CARGO_BIN_EXE_step07-user-ns"));
+
+macro_rules! as_root {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            if !require_root(stringify!($name)) {
+                return;
+            }
+            $body
+        }
+    };
+}
+
+#[test]
+fn a_bad_option_exits_125_with_one_line() {
+    testing::check_bad_option(STEP);
+}
+
+as_root!(exit_statuses_are_dockers_for_a_pid_1, testing::check_exit_codes_as_pid1(STEP));
+as_root!(env_reaches_the_command_and_the_hosts_does_not, testing::check_env(STEP));
+as_root!(the_command_is_found_on_the_containers_path, testing::check_command_is_found_on_the_containers_path(STEP));
+as_root!(a_missing_image_exits_125_naming_the_tarball, testing::check_missing_image(STEP));
+as_root!(a_failed_start_leaves_no_mount_and_no_directory, testing::check_failed_start_leaves_nothing(STEP));
+as_root!(the_root_is_the_images, testing::check_root_is_the_image(STEP));
+as_root!(breakout_is_contained, testing::check_breakout_is_contained(STEP));
+as_root!(the_mount_namespace_is_its_own, testing::check_own_mount_namespace(STEP));
+as_root!(dev_has_the_standard_character_devices, testing::check_devices(STEP));
+as_root!(
+    all_but_mount_and_cgroup_namespaces_are_its_own,
+    testing::check_own_namespaces(STEP, &["pid", "uts", "ipc", "net", "user"])
+);
+
+as_root!(uid_and_gid_maps_are_100000_up, {
+    let sandbox = Sandbox::new();
+    for map in ["uid_map", "gid_map"] {
+        let output = STEP.run(&sandbox, &["cat", &format!("/proc/self/{map}")]);
+        assert_eq!(stdout(&output).split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    }
+});
+
+as_root!(root_inside_owns_the_image_idmapped_or_copied, {
+    let sandbox = Sandbox::new();
+    for extra in [&[][..], &["--no-idmap"][..]] {
+        let mut args = extra.to_vec();
+        args.extend(["stat", "-c", "%u %g", "/etc/passwd", "/bin/busybox"]);
+        let output = STEP.run(&sandbox, &args);
+        assert_ended(STEP, &output, 0, "exited with status 0");
+        assert_eq!(stdout(&output), "0 0\n0 0\n", "with {extra:?}");
+    }
+});
+
+as_root!(what_root_writes_inside_is_100000_on_the_host, {
+    let sandbox = Sandbox::new();
+    // Not STEP.run: that one asserts nothing is kept.
+    let output = STEP
+        .command(&sandbox, &["--keep", "sh", "-c", "echo edited >> /etc/passwd && touch /root/new"])
+        .output()
+        .unwrap();
+    assert_eq!(testing::code(&output), 0, "{}", testing::stderr(&output));
+    let kept = std::fs::read_dir(&sandbox.containers).unwrap().next().unwrap().unwrap().path();
+    for file in ["upper/etc/passwd", "upper/root/new"] {
+        let meta = std::fs::metadata(kept.join(file)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (100_000, 100_000), "{file}");
+    }
+    assert!(!std::fs::read_to_string(sandbox.image_rootfs().join("etc/passwd")).unwrap().contains("edited"));
+    common::fsutil::remove_tree(&kept).unwrap();
+});
+
+as_root!(capabilities_are_dockers_default_and_no_new_privs_is_set, {
+    assert_eq!(testing::status_field(STEP, &[], "CapBnd"), "00000000a80425fb");
+    assert_eq!(testing::status_field(STEP, &[], "CapEff"), "00000000a80425fb");
+    assert_eq!(testing::status_field(STEP, &[], "CapAmb"), "0000000000000000");
+    assert_eq!(testing::status_field(STEP, &[], "NoNewPrivs"), "1");
+    assert_eq!(
+        testing::status_field(STEP, &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"], "CapBnd"),
+        "0000000000001000"
+    );
+});
+
+as_root!(a_non_root_user_has_no_effective_capabilities, {
+    assert_eq!(testing::status_field(STEP, &["--user", "1000:1000"], "CapEff"), "0000000000000000");
+    assert_eq!(testing::status_field(STEP, &["--user", "1000:1000"], "Uid").split_whitespace().next(), Some("1000"));
+});
+
+as_root!(mounting_inside_fails, {
+    let sandbox = Sandbox::new();
+    let output = STEP.run(&sandbox, &["mount", "-t", "tmpfs", "dfs-probe", "/mnt"]);
+    assert_ne!(testing::code(&output), 0, "a mount succeeded inside");
+});
