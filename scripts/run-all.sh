@@ -494,12 +494,6 @@ shows_help() {
     return 1
 }
 
-# Steps 06-09 check only --help so far. The groups above apply to them as they
-# are (tried at commit 00ad165: need_image, check_image_root, check_mount_ns
-# minus the probe, check_breakout CONTAINED, check_nothing_left pass), except:
-# from step06 the command is PID 1 of its PID namespace, which ignores a
-# SIGKILL sent from inside, so check_basics's `kill -9 $$` exits 0; from step07
-# the command lacks CAP_SYS_ADMIN, so probe_mount cannot mount its tmpfs.
 # From step06 the command is PID 1 of its own PID namespace, and PID 1 gets
 # no signal it has no handler for, not even SIGKILL, from inside its
 # namespace: `kill -9 $$` is ignored. The 128+9 check kills it from the host.

@@ -300,6 +300,8 @@ mod tests {
             let mut header = Header::new_gnu();
             header.set_entry_type(*kind);
             header.set_mode(0o755);
+            header.set_uid(0);
+            header.set_gid(0);
             header.set_size(if *kind == EntryType::Regular { 2 } else { 0 });
             if let Some(link) = link {
                 header.set_link_name(link).unwrap();
