@@ -5,7 +5,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cgroups_rs::fs::{Cgroup, ControllIdentifier, Controller, Subsystem};
+use cgroups_rs::fs::{Cgroup, ControllIdentifier, Controller, Subsystem, hierarchies};
 
 /// The controllers every container's cgroup gets.
 pub fn controllers() -> Option<Vec<String>> {
@@ -27,7 +27,22 @@ where
     })
 }
 
-/// Removes a container's cgroup once its processes are gone. The kernel
+/// Held while a container's cgroup is created (with its parent, when that
+/// is missing) and while the empty parent is removed: an advisory flock(2)
+/// on /sys/fs/cgroup itself, so that no lock file is ever left behind.
+/// Released when dropped.
+pub struct ParentLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+pub fn lock_parent() -> Result<ParentLock> {
+    let path = "/sys/fs/cgroup";
+    let dir = std::fs::File::open(path).with_context(|| format!("cannot open {path} to lock it"))?;
+    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+        .map(ParentLock)
+        .map_err(|(_, errno)| anyhow::Error::new(errno).context(format!("flock({path}, LOCK_EX) failed")))
+}
+
+/// Removes a container's cgroup once its processes are gone, then the
+/// project's parent cgroup when no other container is in it. The kernel
 /// may answer EBUSY for a short while after the last process exited
 /// (cgroup v1 frees it asynchronously), so removal is retried for a second.
 pub fn remove(cgroup: &Cgroup) -> Result<()> {
@@ -39,8 +54,17 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
         }
         sleep(Duration::from_millis(10));
     }
-    // The parent (docker-from-scratch) stays, empty, as Docker's does:
-    // removing it would race with a container creating its cgroup in it.
+    // The last container out removes the project's parent too, under the
+    // lock that creating a cgroup takes, so that it never disappears between
+    // another container's mkdir of the parent and of its own cgroup. While
+    // other containers run, rmdir fails (EBUSY) and the parent stays.
+    // Plain rmdir(2), not cgroups-rs's delete: that one also removes child
+    // cgroups, and would take a just-created one of another container.
+    let _lock = lock_parent()?;
+    let parent = Cgroup::load(hierarchies::auto(), crate::CGROUP_PARENT);
+    for subsystem in parent.subsystems() {
+        let _ = std::fs::remove_dir(subsystem.to_controller().path());
+    }
     Ok(())
 }
 

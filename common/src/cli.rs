@@ -4,10 +4,13 @@
 use clap::Parser;
 use clap::error::ErrorKind;
 
-/// Parses the command line into `T`. `--help` and `--version` print and exit
+/// Parses the command line into `T`, after making SIGTERM and SIGHUP wait
+/// for the container (see [`crate::signals`]). `--help` and `--version` print and exit
 /// 0; any other problem prints clap's first line plus a pointer to `--help`
 /// and exits 125.
 pub fn parse<T: Parser>() -> T {
+    // First of all, so that a SIGTERM never cuts the runtime off half way.
+    crate::signals::defer_termination();
     match T::try_parse() {
         Ok(parsed) => parsed,
         Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

@@ -91,3 +91,29 @@ pub fn mounts_under(pid: &str, path: &Path) -> Result<Vec<PathBuf>> {
 pub fn mountinfo(pid: &str) -> Result<String> {
     fs::read_to_string(format!("/proc/{pid}/mountinfo")).with_context(|| format!("cannot read /proc/{pid}/mountinfo"))
 }
+
+/// Fails, naming the directory and the fix, when a process running as
+/// `uid`:`gid` (and without privileges, as a user namespace's root is on the
+/// host) could not reach `path`: every directory above it must let it search.
+pub fn check_reachable(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    for dir in path.ancestors().skip(1) {
+        let meta = fs::metadata(dir).with_context(|| format!("cannot stat {}", dir.display()))?;
+        let bit = if meta.uid() == uid {
+            0o100
+        } else if meta.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        if meta.mode() & bit == 0 {
+            bail!(
+                "the container's root (uid {uid} on the host) cannot reach {}: {} is mode {:04o}; use a --container-dir every user can traverse, or `chmod o+x {}`",
+                path.display(),
+                dir.display(),
+                meta.mode() & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}

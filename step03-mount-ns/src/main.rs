@@ -9,6 +9,7 @@
 //! devpts for terminals. The root is still a chroot: `breakout` still escapes.
 
 use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::path::PathBuf;
@@ -126,13 +127,13 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
         let mode = Mode::from_bits_truncate(device.mode);
         sys!(mknod(&dev.join(device.name), SFlag::S_IFCHR, mode, makedev(device.major, device.minor)))?;
         // mknod applies our umask; the devices need their exact modes.
-        std::fs::set_permissions(dev.join(device.name), std::os::unix::fs::PermissionsExt::from_mode(device.mode))?;
+        sys!(std::fs::set_permissions(dev.join(device.name), std::fs::Permissions::from_mode(device.mode)))?;
     }
     for (name, target) in LINKS {
-        symlink(target, dev.join(name))?;
+        sys!(symlink(target, dev.join(name)))?;
     }
     // A private devpts instance: the container's terminals are its own.
-    std::fs::create_dir(dev.join("pts"))?;
+    sys!(std::fs::create_dir(dev.join("pts")))?;
     sys!(mount(
         Some("devpts"),
         &dev.join("pts"),

@@ -9,6 +9,7 @@
 //! so the copy is first bind-mounted onto itself.
 
 use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::path::PathBuf;
@@ -132,13 +133,13 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
         let mode = Mode::from_bits_truncate(device.mode);
         sys!(mknod(&dev.join(device.name), SFlag::S_IFCHR, mode, makedev(device.major, device.minor)))?;
         // mknod applies our umask; the devices need their exact modes.
-        std::fs::set_permissions(dev.join(device.name), std::os::unix::fs::PermissionsExt::from_mode(device.mode))?;
+        sys!(std::fs::set_permissions(dev.join(device.name), std::fs::Permissions::from_mode(device.mode)))?;
     }
     for (name, target) in LINKS {
-        symlink(target, dev.join(name))?;
+        sys!(symlink(target, dev.join(name)))?;
     }
     // A private devpts instance: the container's terminals are its own.
-    std::fs::create_dir(dev.join("pts"))?;
+    sys!(std::fs::create_dir(dev.join("pts")))?;
     sys!(mount(
         Some("devpts"),
         &dev.join("pts"),
@@ -149,11 +150,11 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.
     let old_root = rootfs.join(".old-root");
-    std::fs::create_dir(&old_root)?;
+    sys!(std::fs::create_dir(&old_root))?;
     sys!(pivot_root(&rootfs, &old_root))?;
     sys!(chdir("/"))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
-    std::fs::remove_dir("/.old-root")?;
+    sys!(std::fs::remove_dir("/.old-root"))?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))

@@ -159,7 +159,7 @@ fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
     // parent mounts the image for it at `lower`.
     let ready = pipe2(OFlag::O_CLOEXEC)?;
     let lower = container.dir.join("lower");
-    fs::create_dir(&lower)?;
+    sys!(fs::create_dir(&lower))?;
     let mut stack = vec![0u8; STACK_SIZE];
     let body = || status::child_exit(child(args, container, &lower, &ready));
     // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
@@ -191,6 +191,7 @@ fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path
     let (Some(root_uid), Some(root_gid)) = (args.uidmap.to_host(0), args.gidmap.to_host(0)) else {
         bail!("--uidmap and --gidmap must map container id 0, the container's root");
     };
+    common::fsutil::check_reachable(&container.dir, root_uid, root_gid)?;
     sys!(chown(&container.dir, Some(Uid::from_raw(root_uid)), Some(Gid::from_raw(root_gid))))?;
     if !args.no_idmap {
         match idmapped_mount(pid, image, lower) {
@@ -210,7 +211,7 @@ fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path
 /// child's user namespace: files owned by host root appear owned by the
 /// container's root. Linux 5.12+; overlayfs accepts it as a layer from 5.19.
 fn idmapped_mount(pid: Pid, image: &Path, lower: &Path) -> Result<()> {
-    let userns = fs::File::open(format!("/proc/{pid}/ns/user"))?;
+    let userns = sys!(fs::File::open(format!("/proc/{pid}/ns/user")))?;
     let tree = sys!(open_tree_clone(image))?;
     sys!(mount_setattr_idmap(&tree, &userns))?;
     sys!(move_mount(&tree, lower))
@@ -243,7 +244,7 @@ fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, Own
     // MS_NODEV: a device node written into the container is never usable.
     let rootfs = container.dir.join("merged");
     for dir in ["upper", "work", "merged"] {
-        std::fs::create_dir(container.dir.join(dir))?;
+        sys!(std::fs::create_dir(container.dir.join(dir)))?;
     }
     let layers = format!(
         "lowerdir={},upperdir={},workdir={}",
@@ -265,15 +266,15 @@ fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, Own
     // namespace may not mknod (EPERM), so the host's nodes are bind-mounted.
     let dev = rootfs.join("dev");
     for device in DEVICES {
-        fs::File::create(dev.join(device.name))?;
+        sys!(fs::File::create(dev.join(device.name)))?;
         let host = Path::new("/dev").join(device.name);
         sys!(mount(Some(&host), &dev.join(device.name), None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
     }
     for (name, target) in LINKS {
-        symlink(target, dev.join(name))?;
+        sys!(symlink(target, dev.join(name)))?;
     }
     // A private devpts instance: the container's terminals are its own.
-    std::fs::create_dir(dev.join("pts"))?;
+    sys!(std::fs::create_dir(dev.join("pts")))?;
     sys!(mount(
         Some("devpts"),
         &dev.join("pts"),
@@ -284,11 +285,11 @@ fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, Own
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.
     let old_root = rootfs.join(".old-root");
-    std::fs::create_dir(&old_root)?;
+    sys!(std::fs::create_dir(&old_root))?;
     sys!(pivot_root(&rootfs, &old_root))?;
     sys!(chdir("/"))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
-    std::fs::remove_dir("/.old-root")?;
+    sys!(std::fs::remove_dir("/.old-root"))?;
     // Privileges, in an order that keeps the power to drop them: first the
     // bounding set (a ceiling for everything exec'd later), then what this
     // process holds, then the user (leaving uid 0 clears the rest).

@@ -101,3 +101,27 @@ as_root!(mounting_inside_fails, {
     let output = STEP.run(&sandbox, &["mount", "-t", "tmpfs", "dfs-probe", "/mnt"]);
     assert_ne!(testing::code(&output), 0, "a mount succeeded inside");
 });
+
+as_root!(an_unreachable_container_dir_is_named_with_the_fix, {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let private = sandbox.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let containers = private.join("containers");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_step07-user-ns"))
+        .arg("run")
+        .arg("--image-dir")
+        .arg(&sandbox.images)
+        .arg("--container-dir")
+        .arg(&containers)
+        .arg("true")
+        .output()
+        .unwrap();
+    assert_eq!(testing::code(&output), 125, "{}", testing::stderr(&output));
+    let message = testing::stderr(&output);
+    assert!(message.contains(&format!("{} is mode 0700", private.display())), "{message}");
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0, "the container directory was left behind");
+    sandbox.assert_clean();
+    assert!(common::fsutil::mounts_under("self", sandbox.dir.path()).unwrap().is_empty());
+});
