@@ -90,9 +90,14 @@ bundle=$S/bundle
 runc_root=$S/runc-state
 parents_before=$(ls -d /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch 2>/dev/null || true)
 
+hyperfine_pid=
 cleanup() {
     local status=$? id dir
     trap - EXIT INT TERM
+    # A signal to this script alone (kill, not Ctrl-C) must stop hyperfine too.
+    if [ -n "$hyperfine_pid" ] && kill -INT "$hyperfine_pid" 2>/dev/null; then
+        wait "$hyperfine_pid" 2>/dev/null || true
+    fi
     # runc containers left by an interrupted run (normally `runc run` deletes its own).
     if [ -d "$runc_root" ]; then
         for id in $(runc --root "$runc_root" list -q 2>/dev/null); do
@@ -208,12 +213,16 @@ runc_name=runc
 # hyperfine runs each command through `sh -c` and subtracts the shell's own
 # start-up; `$$` (that shell's pid) makes each runc container id unique.
 say "hyperfine --warmup $WARMUP --runs $RUNS (memory limit $MEMORY)"
+# In the background and waited for, so that the traps run at once on a signal.
 hyperfine --warmup "$WARMUP" --runs "$RUNS" \
     --export-markdown "$S/results.md" --export-json "$S/results.json" \
     -n step09-oom "$BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true" \
     -n "$runc_name" "runc --root $runc_root run --bundle $bundle bench-\$\$" \
     -n step05-overlay "$BIN_DIR/step05-overlay run $dirs -- /bin/true" \
-    -n bwrap "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true"
+    -n bwrap "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true" &
+hyperfine_pid=$!
+wait "$hyperfine_pid"
+hyperfine_pid=
 
 echo
 echo "## Results ($(date -u +%Y-%m-%d), $(nproc) cores, Linux $(uname -r), runc $(runc --version | sed -n 's/^runc version //p'))"

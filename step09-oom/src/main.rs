@@ -196,12 +196,12 @@ impl Drop for ContainerCgroup {
 /// controllers are first enabled in each parent's cgroup.subtree_control.
 fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> {
     let name = format!("{}/{}", common::CGROUP_PARENT, container.id);
-    let controllers = common::cgroup::controllers;
     // The last container to end removes the shared parent: not while we mkdir.
     let lock = common::cgroup::lock_parent()?;
-    let cgroup =
-        ContainerCgroup(sys!(Cgroup::new_with_specified_controllers(hierarchies::auto(), &name, controllers()))?);
+    let created =
+        sys!(Cgroup::new_with_specified_controllers(hierarchies::auto(), &name, common::cgroup::controllers()));
     drop(lock);
+    let cgroup = ContainerCgroup(created?);
     let v2 = cgroup.0.v2();
     let memory: &MemController = common::cgroup::controller(&cgroup.0)?;
     if let Some(bytes) = args.memory {
@@ -219,8 +219,8 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         sys!(fs::write(memory.path().join("memory.oom.group"), "1"))?;
     }
     if let Some(total) = args.memory_swap {
-        let Some(bytes) = args.memory else {
-            bail!("--memory-swap needs --memory: set both, like -m 64m --memory-swap 128m")
+        let Some(bytes) = args.memory.filter(|bytes| total < 0 || *bytes as i64 <= total) else {
+            bail!("--memory-swap needs a --memory no larger than it: set both, like -m 64m --memory-swap 128m")
         };
         // v1 limits memory+swap together; v2 limits swap alone (as runc does).
         let swap = if total < 0 || !v2 { total } else { total - bytes as i64 };

@@ -99,11 +99,13 @@ as_root!(pids_limit_stops_new_processes, {
     assert!(testing::stderr(&output).contains("fork"), "{}", testing::stderr(&output));
 });
 
-as_root!(memory_swap_without_memory_is_refused_and_leaves_nothing, {
+as_root!(memory_swap_without_a_smaller_memory_is_refused_and_leaves_nothing, {
     let sandbox = Sandbox::new();
-    let output = STEP.run(&sandbox, &["--memory-swap", "128m", "true"]);
-    assert_eq!(testing::code(&output), 125);
-    assert!(testing::stderr(&output).contains("--memory-swap needs --memory"), "{}", testing::stderr(&output));
+    for args in [&["--memory-swap", "128m", "true"][..], &["-m", "64m", "--memory-swap", "32m", "true"][..]] {
+        let output = STEP.run(&sandbox, args);
+        assert_eq!(testing::code(&output), 125);
+        assert!(testing::stderr(&output).contains("--memory-swap needs a --memory"), "{}", testing::stderr(&output));
+    }
 });
 
 as_root!(an_oom_kill_is_137_and_says_so, {
