@@ -94,9 +94,15 @@ hyperfine_pid=
 cleanup() {
     local status=$? id dir
     trap - EXIT INT TERM
-    # A signal to this script alone (kill, not Ctrl-C) must stop hyperfine too.
-    if [ -n "$hyperfine_pid" ] && kill -INT "$hyperfine_pid" 2>/dev/null; then
-        wait "$hyperfine_pid" 2>/dev/null || true
+    # Stop hyperfine and the run in progress (its own process group), and let
+    # that run clean up after itself: step09 and runc forward SIGTERM to the
+    # container and remove it.
+    if [ -n "$hyperfine_pid" ]; then
+        kill -TERM -- "-$hyperfine_pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 -- "-$hyperfine_pid" 2>/dev/null || break
+            sleep 0.1
+        done
     fi
     # runc containers left by an interrupted run (normally `runc run` deletes its own).
     if [ -d "$runc_root" ]; then
@@ -213,8 +219,9 @@ runc_name=runc
 # hyperfine runs each command through `sh -c` and subtracts the shell's own
 # start-up; `$$` (that shell's pid) makes each runc container id unique.
 say "hyperfine --warmup $WARMUP --runs $RUNS (memory limit $MEMORY)"
-# In the background and waited for, so that the traps run at once on a signal.
-hyperfine --warmup "$WARMUP" --runs "$RUNS" \
+# In its own process group, in the background and waited for: the traps then
+# run at once on a signal, and can stop it with the run it is timing.
+setsid hyperfine --warmup "$WARMUP" --runs "$RUNS" \
     --export-markdown "$S/results.md" --export-json "$S/results.json" \
     -n step09-oom "$BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true" \
     -n "$runc_name" "runc --root $runc_root run --bundle $bundle bench-\$\$" \
