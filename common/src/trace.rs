@@ -109,7 +109,7 @@ impl<T: ?Sized> ViaOther for &Shown<'_, T> {
 #[macro_export]
 macro_rules! sys {
     ($($function:ident)::+ ( $($argument:expr),* $(,)? )) => {{
-        let source = format!("{}({})", stringify!($($function)::+), <[&str]>::join(&[$(stringify!($argument)),*], ", "));
+        let source = format!("{}({})", <[&str]>::join(&[$(stringify!($function)),+], "::"), <[&str]>::join(&[$(stringify!($argument)),*], ", "));
         $crate::trace::before(&source);
         let started = ::std::time::Instant::now();
         let result = $($function)::+($($argument),*);
