@@ -7,6 +7,10 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+// One write(2) per line, so that the lines of the parent and of the child,
+// both writing to the same stderr, never mix.
+use crate::cli::say;
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns tracing on or off for this process (and its forked children).
@@ -22,14 +26,8 @@ pub fn enabled() -> bool {
 /// which of two paths they took.
 pub fn note(message: &str) {
     if enabled() {
-        line(format!("trace[{}] # {message}", std::process::id()));
+        say(&format!("trace[{}] # {message}", std::process::id()));
     }
-}
-
-/// Writes one whole line with a single write(2), so that the lines of the
-/// parent and of the child, both writing to the same stderr, never mix.
-fn line(text: String) {
-    crate::cli::say(&text);
 }
 
 /// Called by [`sys!`] before the call: exec never returns, so its line is
@@ -37,7 +35,7 @@ fn line(text: String) {
 #[doc(hidden)]
 pub fn before(source: &str) {
     if enabled() && source.starts_with("exec") {
-        line(format!("trace[{}] {source} ...", std::process::id()));
+        say(&format!("trace[{}] {source} ...", std::process::id()));
     }
 }
 
@@ -55,8 +53,8 @@ where
     let took = started.elapsed();
     if enabled() {
         match &result {
-            Ok(value) => line(format!("trace[{}] {source} = Ok({value:?}) [{took:.1?}]", std::process::id())),
-            Err(err) => line(format!("trace[{}] {source} = Err({err:?}) [{took:.1?}]", std::process::id())),
+            Ok(value) => say(&format!("trace[{}] {source} = Ok({value:?}) [{took:.1?}]", std::process::id())),
+            Err(err) => say(&format!("trace[{}] {source} = Err({err:?}) [{took:.1?}]", std::process::id())),
         }
     }
     result.map_err(|err| {
