@@ -31,8 +31,6 @@ pub fn rootfs(image_dir: &Path, name: &str) -> Result<PathBuf> {
     let tarball = match find_tarball(image_dir, name) {
         Some(tarball) => tarball,
         None if name == DEFAULT_IMAGE => {
-            fs::create_dir_all(image_dir)
-                .with_context(|| format!("cannot create the image directory {}", image_dir.display()))?;
             let tarball = image_dir.join(format!("{name}.tar"));
             build_busybox_tar(&tarball)?;
             tarball
@@ -165,6 +163,9 @@ pub const HELPERS: &[(&str, &[u8])] = &[
 /// static busybox with every applet linked, the helpers, and a minimal `/etc`.
 pub fn build_busybox_tar(out: &Path) -> Result<()> {
     let busybox = find_static_busybox()?;
+    if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create the image directory {}", dir.display()))?;
+    }
     let listing = Command::new(&busybox)
         .arg("--list-full")
         .output()

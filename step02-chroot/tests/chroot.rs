@@ -7,7 +7,9 @@ use std::path::Path;
 use common::testing;
 use common::testing::Sandbox;
 use common::testing::Step;
+use common::testing::code;
 use common::testing::require_root;
+use common::testing::stderr;
 
 const STEP: Step = Step::in_image(env!("CARGO_BIN_EXE_step02-chroot"));
 
@@ -115,4 +117,31 @@ fn the_containers_mounts_show_on_the_host_while_it_runs() {
     };
     assert!(in_container("tmpfs", &source), "the container's tmpfs is not on the host:\n{host}");
     assert!(in_container("proc", "proc"), "the container's /proc is not on the host:\n{host}");
+}
+
+#[test]
+fn a_missing_static_busybox_names_the_package_and_leaves_nothing() {
+    if !require_root("a_missing_static_busybox_names_the_package_and_leaves_nothing") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    // In a scratch mount namespace, hide the host's busybox behind /dev/null
+    // (not a regular file, so not a busybox), wherever it lives.
+    let script = "for b in /usr/bin/busybox /bin/busybox /usr/local/bin/busybox; do \
+                  [ -e $b ] && mount --bind /dev/null $b; done; exec \"$@\"";
+    let output = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", script, "sh", env!("CARGO_BIN_EXE_step02-chroot"), "run"])
+        .arg("--image-dir")
+        .arg(&sandbox.images)
+        .arg("--container-dir")
+        .arg(&sandbox.containers)
+        .arg("true")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    assert!(stderr(&output).contains("apt-get install busybox-static"), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().filter(|line| line.contains("error")).count(), 1, "{}", stderr(&output));
+    assert!(!sandbox.images.exists(), "an image directory was left behind");
+    sandbox.assert_clean();
 }
