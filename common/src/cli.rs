@@ -94,6 +94,18 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--hostname`: what sethostname(2) takes (at most 64 bytes) and what DNS
+/// would: letters, digits, '-' and '.'.
+pub fn parse_hostname(text: &str) -> Result<String, String> {
+    let valid =
+        !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!("invalid --hostname {text:?}: use 1 to 64 letters, digits, '-' or '.'"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;
@@ -106,5 +118,13 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn hostnames_fit_sethostname() {
+        assert!(parse_hostname("web-1.local").is_ok());
+        assert!(parse_hostname("").is_err());
+        assert!(parse_hostname(&"h".repeat(65)).is_err());
+        assert!(parse_hostname("a b").is_err());
     }
 }

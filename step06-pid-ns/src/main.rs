@@ -71,7 +71,7 @@ struct Args {
     #[arg(long, value_name = "DIR", default_value = common::CONTAINER_DIR)]
     container_dir: PathBuf,
     /// The container's hostname (default: its id)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = common::cli::parse_hostname)]
     hostname: Option<String>,
     /// Keep the container's directory (upper, work, merged) after it ends
     #[arg(long)]

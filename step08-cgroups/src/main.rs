@@ -96,7 +96,7 @@ struct Args {
     #[arg(long, value_name = "DIR", default_value = common::CONTAINER_DIR)]
     container_dir: PathBuf,
     /// The container's hostname (default: its id)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = common::cli::parse_hostname)]
     hostname: Option<String>,
     /// Container uids CONTAINER.. are host uids HOST.. (SIZE of them)
     #[arg(long, value_name = "CONTAINER:HOST:SIZE", default_value = "0:100000:65536", value_parser = common::ids::parse_id_map)]
