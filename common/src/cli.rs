@@ -108,7 +108,7 @@ pub fn parse_hostname(text: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_hostname, parse_size};
 
     #[test]
     fn sizes_take_docker_suffixes() {
