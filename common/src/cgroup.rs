@@ -68,6 +68,13 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
     Ok(())
 }
 
+/// Whether the kernel accounts swap in this memory cgroup: v1 has
+/// memory.memsw.* only with swap accounting on; v2 has memory.swap.max.
+pub fn swap_accounted(memory: &cgroups_rs::fs::memory::MemController) -> bool {
+    let path = memory.path();
+    path.join("memory.memsw.limit_in_bytes").exists() || path.join("memory.swap.max").exists()
+}
+
 /// The `oom_kill N` count from memory.events (v2) or memory.oom_control
 /// (v1): both files say it the same way.
 pub fn oom_kills(events: &str) -> u64 {

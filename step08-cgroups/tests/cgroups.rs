@@ -106,3 +106,22 @@ as_root!(memory_swap_without_a_smaller_memory_is_refused_and_leaves_nothing, {
         assert!(testing::stderr(&output).contains("--memory-swap needs a --memory"), "{}", testing::stderr(&output));
     }
 });
+
+as_root!(without_memory_swap_the_swap_limit_is_dockers_default, {
+    let sandbox = Sandbox::new();
+    let running =
+        Running::start(STEP.command(&sandbox, &["-m", "32m", "sh", "-c", "echo ready && read line"]), "ready");
+    let dirs = testing::cgroup_dirs(testing::container_init(running.pid()));
+    let (file, expected) = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        ("memory.swap.max", "33554432")
+    } else {
+        ("memory.memsw.limit_in_bytes", "67108864")
+    };
+    let dir = dirs.iter().find(|dir| dir.join("memory.max").exists() || dir.join("memory.limit_in_bytes").exists());
+    let path = dir.expect("no memory cgroup").join(file);
+    // Where the kernel does not account swap, there is no file and no limit.
+    if path.exists() {
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), expected, "{}", path.display());
+    }
+    assert_ended(STEP, &running.finish(), 0, "exited with status 0");
+});

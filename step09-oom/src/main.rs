@@ -218,7 +218,10 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         // One OOM kill takes the whole container, as a container is one unit.
         sys!(fs::write(memory.path().join("memory.oom.group"), "1"))?;
     }
-    if let Some(total) = args.memory_swap {
+    // Without --memory-swap, Docker allows as much swap as memory (where the
+    // kernel accounts swap at all), so a machine with swap still OOM-kills.
+    let docker_default = args.memory.map(|bytes| 2 * bytes as i64).filter(|_| common::cgroup::swap_accounted(memory));
+    if let Some(total) = args.memory_swap.or(docker_default) {
         let Some(bytes) = args.memory.filter(|bytes| total < 0 || *bytes as i64 <= total) else {
             bail!("--memory-swap needs a --memory no larger than it: set both, like -m 64m --memory-swap 128m")
         };
