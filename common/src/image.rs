@@ -54,7 +54,9 @@ pub fn mapped_copy(rootfs: &Path, uid_map: &IdMap, gid_map: &IdMap) -> Result<Pa
     if copy.is_dir() {
         return Ok(copy);
     }
-    let staging = rootfs.with_file_name(format!(".mapping.{}", std::process::id()));
+    let dir = rootfs.parent().unwrap_or(rootfs);
+    remove_stale_temporaries(dir, "rootfs")?;
+    let staging = temporary(dir, "rootfs", "mapping");
     let owner = |uid, gid| (uid_map.to_host(uid).unwrap_or(65_534), gid_map.to_host(gid).unwrap_or(65_534));
     let copied = crate::fsutil::copy_tree_owned(rootfs, &staging, &owner);
     match copied.and_then(|()| fs::rename(&staging, &copy).map_err(anyhow::Error::from)) {
@@ -80,21 +82,22 @@ fn find_tarball(image_dir: &Path, name: &str) -> Option<PathBuf> {
     ["tar", "tar.gz", "tgz"].iter().map(|ext| image_dir.join(format!("{name}.{ext}"))).find(|path| path.is_file())
 }
 
-/// A temporary name in the image directory, owned by this process: stale
-/// ones (their process is gone) are removed by the next extraction.
-fn temporary(image_dir: &Path, name: &str, what: &str) -> PathBuf {
-    image_dir.join(format!(".{name}.{what}.{}", std::process::id()))
+/// A temporary name `.<name>.<what>.<pid>` in `dir`, owned by this process:
+/// stale ones (their process is gone) are removed by the next run that
+/// makes one (an extraction, or a uid-shifted copy).
+fn temporary(dir: &Path, name: &str, what: &str) -> PathBuf {
+    dir.join(format!(".{name}.{what}.{}", std::process::id()))
 }
 
-fn remove_stale_temporaries(image_dir: &Path, name: &str) -> Result<()> {
+fn remove_stale_temporaries(dir: &Path, name: &str) -> Result<()> {
     let prefix = format!(".{name}.");
-    for entry in fs::read_dir(image_dir)? {
+    for entry in fs::read_dir(dir)? {
         let file_name = entry?.file_name().to_string_lossy().into_owned();
         let Some(pid) = file_name.strip_prefix(&prefix).and_then(|rest| rest.rsplit('.').next()) else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            remove_tree(&image_dir.join(&file_name))?;
+            remove_tree(&dir.join(&file_name))?;
         }
     }
     Ok(())

@@ -56,14 +56,6 @@ impl Sandbox {
         command
     }
 
-    /// Runs the binary to completion and checks that the run left nothing
-    /// behind: no container directory, no mount below the sandbox.
-    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
-        let output = self.command(binary, args).output().unwrap_or_else(|e| panic!("cannot run {binary}: {e}"));
-        self.assert_clean();
-        output
-    }
-
     /// Fails when a container directory or a mount below the sandbox is
     /// left over.
     pub fn assert_clean(&self) {
