@@ -10,10 +10,11 @@ use crate::cli::program_name;
 use crate::cli::say;
 
 /// Prints the error (with its chain of causes on one line) and, when it is a
-/// known failure mode, a hint; then exits 125.
+/// known failure mode, a hint; then exits 125, or 128+N when a signal
+/// stopped the run before the container started.
 pub fn die(err: anyhow::Error) -> ! {
     print(&err);
-    std::process::exit(EXIT_RUNTIME_ERROR)
+    std::process::exit(crate::signals::exit_code(&err).unwrap_or(EXIT_RUNTIME_ERROR))
 }
 
 /// Prints the error the way [`die`] does, without exiting.

@@ -1,59 +1,131 @@
-//! What the runtime does with signals while its container runs.
+//! What the runtime does with signals, before and while its container runs.
 //!
-//! Ctrl-C and Ctrl-\ go to the whole foreground process group, so the
-//! container already gets them: the runtime ignores them and stays alive to
-//! clean up. SIGTERM and SIGHUP are sent to the runtime alone (by `kill`, or a
-//! closing terminal): it passes them on to the container, as `docker run`
-//! does, and cleans up once the container is gone. Their handler is
-//! installed as the runtime starts ([`defer_termination`]): one that arrives
-//! before the container exists is kept and passed on as soon as it does, so
-//! the runtime is never killed half way through making mounts, directories
-//! and cgroups it would then leave behind.
+//! SIGTERM, SIGHUP and SIGINT are caught from the first line of `main`
+//! ([`defer_termination`]). One that arrives while the runtime is still
+//! extracting an image or setting a container up is remembered: the slow
+//! loops (extraction, copies) ask [`check`] and stop, the start is abandoned,
+//! and the runtime removes what it had made and leaves with 128+N. Once the
+//! container has been handed over ([`forward_to`]), SIGTERM and SIGHUP are
+//! passed on to it, as `docker run` does; Ctrl-C and Ctrl-\ already reach the
+//! whole foreground process group, container included, so the runtime ignores
+//! them and stays alive to clean up.
+//!
+//! Signals are sent through a pidfd (pidfd_send_signal(2)), not a pid: after
+//! the container has been reaped, its pid may belong to another process, but
+//! the pidfd still names the one that is gone, and the kernel answers ESRCH.
 
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Result;
+use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
 use nix::unistd::Pid;
 
-static CHILD: AtomicI32 = AtomicI32::new(0);
+/// The runtime's own pid: a forked child that has not exec'd yet inherits
+/// the handler, and must not act as the runtime.
+static RUNTIME: AtomicI32 = AtomicI32::new(0);
+/// A pidfd for the container's first process, once it has been handed over.
+static CHILD: AtomicI32 = AtomicI32::new(-1);
+/// The first termination signal that arrived before the hand-over.
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn forward(signal: libc::c_int) {
+const TERMINATING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT];
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // SAFETY: getpid(2) is async-signal-safe.
+    if unsafe { libc::getpid() } != RUNTIME.load(Ordering::SeqCst) {
+        // A forked child before exec: behave as if no handler were installed.
+        // SAFETY: signal(2) and raise(3) are async-signal-safe.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+        return;
+    }
     let child = CHILD.load(Ordering::SeqCst);
-    if child <= 0 {
-        PENDING.store(signal, Ordering::SeqCst);
-    } else if let Ok(signal) = Signal::try_from(signal) {
-        // kill(2) is async-signal-safe.
-        let _ = kill(Pid::from_raw(child), signal);
+    if child < 0 {
+        let _ = PENDING.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+    } else if signal != libc::SIGINT {
+        // SAFETY: pidfd_send_signal(2) is a plain system call, async-signal-safe.
+        let _ = unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, child, signal, std::ptr::null::<libc::siginfo_t>(), 0)
+        };
     }
 }
 
-/// Called as the runtime starts: SIGTERM and SIGHUP are caught from now on.
-/// (A forked child gets the default action back when it execs.)
+/// Called as the runtime starts: SIGTERM, SIGHUP and SIGINT are caught from
+/// now on. (A forked child gets the default actions back when it execs.)
 pub fn defer_termination() {
-    let pass_on = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
-    for signal in [Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: `forward` only touches atomics and calls kill(2), both
-        // async-signal-safe.
-        let _ = unsafe { sigaction(signal, &pass_on) };
+    RUNTIME.store(std::process::id() as i32, Ordering::SeqCst);
+    let catch = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for signal in TERMINATING {
+        // SAFETY: `on_signal` only touches atomics and makes async-signal-safe
+        // system calls.
+        let _ = unsafe { sigaction(signal, &catch) };
     }
 }
 
-/// Called by the parent right after it created the container's first
-/// process: passes on what arrived before, and from now on ignores what the
-/// terminal sends the whole process group.
+/// The run was stopped by a signal before the container was handed over.
+/// The runtime removes what it made and exits with 128+N.
+#[derive(Debug, Clone, Copy)]
+pub struct Interrupted(pub Signal);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "interrupted by {} before the container started", self.0.as_str())
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+impl Interrupted {
+    /// The exit status of a run stopped by this signal: 128+N, as a shell says.
+    pub fn exit_code(&self) -> i32 {
+        128 + self.0 as i32
+    }
+}
+
+/// The termination signal that arrived, if one did, before the hand-over.
+pub fn interrupted() -> Option<Signal> {
+    Signal::try_from(PENDING.load(Ordering::SeqCst)).ok()
+}
+
+/// Fails with [`Interrupted`] when a termination signal has arrived: called
+/// between the steps of a slow job (extraction, copying), so that it stops
+/// within a moment and its caller removes what it made.
+pub fn check() -> Result<()> {
+    match interrupted() {
+        Some(signal) => Err(Interrupted(signal).into()),
+        None => Ok(()),
+    }
+}
+
+/// Called by the parent once the container's first process exists: from now
+/// on SIGTERM and SIGHUP go to it. When a signal arrived during the start,
+/// the container is killed instead, and the run ends with [`Interrupted`].
 pub fn forward_to(child: Pid) -> Result<()> {
-    CHILD.store(child.as_raw(), Ordering::SeqCst);
-    let pending = PENDING.swap(0, Ordering::SeqCst);
-    if let Ok(signal) = Signal::try_from(pending) {
-        let _ = kill(child, signal);
-    }
+    // SAFETY: pidfd_open(2) returns a new file descriptor, or -1.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) })
+        .map_err(|errno| anyhow::Error::new(errno).context(format!("pidfd_open({child}, 0) failed")))?;
+    // SAFETY: the descriptor is new and ours; it stays open until the runtime
+    // exits, so the handler never sees it closed.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGQUIT] {
-        // SAFETY: ignoring a signal installs no code to run.
-        unsafe { sigaction(signal, &ignore) }?;
+    // SAFETY: ignoring a signal installs no code to run.
+    unsafe { sigaction(Signal::SIGQUIT, &ignore) }?;
+    CHILD.store(pidfd.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(pidfd);
+    if let Some(signal) = interrupted() {
+        let _ = kill(child, Signal::SIGKILL);
+        return Err(Interrupted(signal).into());
     }
-    defer_termination();
     Ok(())
+}
+
+/// The exit status for an error: 128+N when the run was interrupted, else
+/// None (the caller's own status applies).
+pub fn exit_code(err: &anyhow::Error) -> Option<i32> {
+    err.chain().find_map(|cause| cause.downcast_ref::<Interrupted>()).map(Interrupted::exit_code)
 }
