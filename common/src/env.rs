@@ -2,10 +2,13 @@
 //! host's environment is not passed in: a fixed PATH and HOME, TERM when the
 //! host has one, then every `-e`.
 
-use std::ffi::CString;
+use std::convert::Infallible;
+use std::ffi::{CStr, CString};
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::unistd::execve;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -22,18 +25,9 @@ pub fn parse_env(text: &str) -> Result<String, String> {
 /// The environment for execvpe: defaults first, then `-e` values in order,
 /// later ones replacing earlier ones with the same key.
 ///
-/// Called in the forked child, it also restores SIGPIPE's default action,
-/// and makes the container's PATH this process's own: glibc's execvpe searches the PATH of the *calling*
-/// process, not the one it passes on, and the command must be looked up
-/// where the container would look for it (runc does the same lookup).
+/// Called in the forked child, it also restores SIGPIPE's default action.
 pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
     let env = build_env(vars);
-    if let Some((_, path)) = env.iter().find(|(key, _)| key == "PATH") {
-        // SAFETY: this runs in the child between fork and exec, where the
-        // process has a single thread, so no other thread reads the
-        // environment while it changes.
-        unsafe { std::env::set_var("PATH", path) };
-    }
     // Rust ignores SIGPIPE in every program it builds, and an ignored signal
     // stays ignored across exec: give the command the default back, or
     // `yes | head -1` in the container would never end by SIGPIPE.
@@ -43,6 +37,32 @@ pub fn container_env(vars: &[String]) -> Result<Vec<CString>> {
     env.into_iter()
         .map(|(key, value)| CString::new(format!("{key}={value}")).context("environment variable contains a NUL byte"))
         .collect()
+}
+
+/// execvpe(3) as a container needs it: `file` is looked up on the PATH of
+/// the environment the command gets (the container's, where glibc would use
+/// the runtime's own), then run with execve(2). Unlike glibc's, a file the
+/// kernel refuses with ENOEXEC (no `#!` line, random bytes, a corrupt ELF)
+/// is reported as such (exit 126, "exec format error") and never handed to
+/// /bin/sh to run as a script. Like runc's lookup, a name with a `/` is
+/// taken as it is.
+pub fn execvpe(file: &CStr, argv: &[CString], env: &[CString]) -> nix::Result<Infallible> {
+    if file.to_bytes().contains(&b'/') {
+        return execve(file, argv, env);
+    }
+    let path = env.iter().find_map(|var| var.to_bytes().strip_prefix(b"PATH=")).unwrap_or(DEFAULT_PATH.as_bytes());
+    let mut denied = false;
+    for dir in path.split(|byte| *byte == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let Ok(candidate) = CString::new([dir, b"/", file.to_bytes()].concat()) else { continue };
+        match execve(&candidate, argv, env) {
+            Err(Errno::EACCES) => denied = true,
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::ENAMETOOLONG) => {}
+            Err(errno) => return Err(errno),
+            Ok(never) => match never {},
+        }
+    }
+    Err(if denied { Errno::EACCES } else { Errno::ENOENT })
 }
 
 fn build_env(vars: &[String]) -> Vec<(String, String)> {

@@ -6,6 +6,7 @@
 //! step's `src/main.rs`, where the diff against the previous step shows them.
 
 pub mod cgroup;
+pub mod cleanup;
 pub mod cli;
 pub mod container;
 pub mod devices;
@@ -17,6 +18,7 @@ pub mod image;
 pub mod limits;
 pub mod mountapi;
 pub mod net;
+pub mod paths;
 pub mod signals;
 pub mod status;
 pub mod testing;

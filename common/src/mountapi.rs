@@ -1,17 +1,21 @@
-//! The new mount API calls that nix does not wrap yet, as thin functions
+//! The new mount API calls that nix does not wrap yet, and passing a
+//! descriptor (a detached mount) to another process over a Unix socket, as thin functions
 //! returning `nix::Result` so that a step can call them through `sys!`:
 //! open_tree(2), mount_setattr(2) with MOUNT_ATTR_IDMAP, move_mount(2).
 //! Together they make an idmapped mount: a view of a directory in which
 //! file owners are translated through a user namespace's uid/gid maps.
 
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
@@ -58,6 +62,51 @@ pub fn mount_setattr_idmap(tree: &OwnedFd, userns: &impl AsRawFd) -> nix::Result
         )
     };
     Errno::result(res).map(drop)
+}
+
+/// mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {MOUNT_ATTR_RDONLY}):
+/// nothing can be written through `tree`, wherever it is attached.
+pub fn mount_setattr_readonly(tree: &OwnedFd) -> nix::Result<()> {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: as in mount_setattr_idmap.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH as libc::c_uint) | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(res).map(drop)
+}
+
+/// Sends `fd` over the Unix socket `socket` (SCM_RIGHTS): the receiver gets
+/// its own descriptor for the same open file, or here, the same detached
+/// mount tree.
+pub fn send_fd(socket: &impl AsRawFd, fd: &impl AsRawFd) -> nix::Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let rights = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(b"fd")], &rights, MsgFlags::empty(), None).map(drop)
+}
+
+/// Receives one descriptor sent with [`send_fd`]; `None` when the other end
+/// closed the socket without sending one (the parent gave up on the start).
+pub fn recv_fd(socket: &impl AsRawFd) -> nix::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 2];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let message = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    for cmsg in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH): attaches

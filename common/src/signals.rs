@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Result;
 use nix::errno::Errno;
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
 use nix::unistd::Pid;
 
@@ -28,6 +29,9 @@ use nix::unistd::Pid;
 static RUNTIME: AtomicI32 = AtomicI32::new(0);
 /// A pidfd for the container's first process, once it has been handed over.
 static CHILD: AtomicI32 = AtomicI32::new(-1);
+/// A pidfd for the runtime itself, inherited by its forked child, which
+/// watches it to die with the runtime ([`die_with_runtime`]).
+static RUNTIME_FD: AtomicI32 = AtomicI32::new(-1);
 /// The first termination signal that arrived before the hand-over.
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
@@ -59,6 +63,10 @@ extern "C" fn on_signal(signal: libc::c_int) {
 /// now on. (A forked child gets the default actions back when it execs.)
 pub fn defer_termination() {
     RUNTIME.store(std::process::id() as i32, Ordering::SeqCst);
+    // SAFETY: pidfd_open(2) returns a new file descriptor (close-on-exec, as
+    // every pidfd is), or -1; it is kept open for the runtime's lifetime.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
+    RUNTIME_FD.store(fd as i32, Ordering::SeqCst);
     let catch = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
     for signal in TERMINATING {
         // SAFETY: `on_signal` only touches atomics and makes async-signal-safe
@@ -120,6 +128,24 @@ pub fn forward_to(child: Pid) -> Result<()> {
     if let Some(signal) = interrupted() {
         let _ = kill(child, Signal::SIGKILL);
         return Err(Interrupted(signal).into());
+    }
+    Ok(())
+}
+
+/// Called in the child just before exec, after its last change of user (a
+/// change of uid or gid clears the setting): when the runtime dies, however
+/// it dies, the kernel sends the container SIGKILL (PR_SET_PDEATHSIG), even
+/// as PID 1 of its own namespace. A runtime that died before this call would
+/// never send it, so the child then checks the runtime's pidfd, which becomes
+/// readable when the runtime has exited, and gives up.
+pub fn die_with_runtime() -> Result<()> {
+    crate::sys!(set_pdeathsig(Signal::SIGKILL))?;
+    let fd = RUNTIME_FD.load(Ordering::SeqCst);
+    let mut poll = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    // SAFETY: `poll` is a valid array of one pollfd; a timeout of 0 only looks.
+    let ready = unsafe { libc::poll(poll.as_mut_ptr(), 1, 0) };
+    if fd >= 0 && ready > 0 {
+        crate::status::quiet_exit(crate::EXIT_RUNTIME_ERROR);
     }
     Ok(())
 }

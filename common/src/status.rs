@@ -31,6 +31,13 @@ impl fmt::Display for NotRunnable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.exit_code() {
             127 => write!(f, "{:?}: command not found ({})", self.command, self.errno),
+            _ if self.errno == Errno::ENOEXEC => {
+                write!(
+                    f,
+                    "{:?}: cannot be executed: exec format error (not a program for this machine, and no #! line)",
+                    self.command
+                )
+            }
             _ => write!(f, "{:?}: cannot be executed ({})", self.command, self.errno),
         }
     }
@@ -62,6 +69,22 @@ pub fn child_exit(result: anyhow::Result<Infallible>) -> ! {
 pub fn quiet_exit(code: i32) -> ! {
     // SAFETY: _exit(2) ends the process at once; it touches no Rust state.
     unsafe { libc::_exit(code) }
+}
+
+/// waitpid(2) also returns when the command stops under a tracer, and the
+/// runtime is its tracer if it called ptrace(PTRACE_TRACEME) (amicontained
+/// does, to see whether it may): the runtime never meant to trace it, so it
+/// detaches, passing on the signal that stopped it (not the SIGTRAP of a
+/// traced exec), and keeps waiting.
+pub fn detach(pid: nix::unistd::Pid, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+    use nix::sys::signal::Signal;
+    let pass_on = (signal != Signal::SIGTRAP).then_some(signal);
+    match crate::sys!(nix::sys::ptrace::detach(pid, pass_on)) {
+        // It was stopped by job control, not traced, or it died meanwhile:
+        // either way, waiting goes on.
+        Err(err) if err.chain().any(|cause| matches!(cause.downcast_ref(), Some(Errno::ESRCH))) => Ok(()),
+        other => other,
+    }
 }
 
 /// Prints the last line of a run (`container 1a2b3c exited with status 0`)

@@ -11,13 +11,14 @@ use std::convert::Infallible;
 use anyhow::Result;
 use clap::Parser;
 use clap::Subcommand;
+use common::env::execvpe;
 use common::status;
 use common::sys;
 use nix::sys::wait::WaitPidFlag;
+use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 use nix::unistd::Pid;
-use nix::unistd::execvpe;
 use nix::unistd::fork;
 
 /// Docker from scratch, one Linux primitive at a time.
@@ -75,6 +76,8 @@ fn spawn(args: &Args) -> Result<Pid> {
 fn child(args: &Args) -> Result<Infallible> {
     let argv = common::env::command_line(&args.command)?;
     let env = common::env::container_env(&args.env)?;
+    // From here on, if the runtime dies, however it dies, so does this process.
+    common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
@@ -82,6 +85,13 @@ fn child(args: &Args) -> Result<Infallible> {
 
 fn wait(pid: Pid) -> Result<i32> {
     common::signals::forward_to(pid)?;
-    let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
+    // waitpid also returns when the command stops under ptrace (it may have
+    // asked the runtime to trace it): detach, and wait on for its end.
+    let status = loop {
+        match sys!(waitpid(pid, None::<WaitPidFlag>))? {
+            WaitStatus::Stopped(pid, signal) => status::detach(pid, signal)?,
+            status => break status,
+        }
+    };
     Ok(status::report(&format!("process {pid}"), status))
 }

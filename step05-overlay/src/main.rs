@@ -20,6 +20,7 @@ use clap::Subcommand;
 use common::container::Container;
 use common::devices::DEVICES;
 use common::devices::LINKS;
+use common::env::execvpe;
 use common::status;
 use common::sys;
 use nix::mount::MntFlags;
@@ -33,11 +34,11 @@ use nix::sys::stat::SFlag;
 use nix::sys::stat::makedev;
 use nix::sys::stat::mknod;
 use nix::sys::wait::WaitPidFlag;
+use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 use nix::unistd::Pid;
 use nix::unistd::chdir;
-use nix::unistd::execvpe;
 use nix::unistd::fork;
 use nix::unistd::pivot_root;
 
@@ -53,6 +54,8 @@ struct Cli {
 enum Command {
     /// Run COMMAND in a new container
     Run(Args),
+    /// Remove what killed runs left behind (never a live container's)
+    Cleanup(common::cleanup::Args),
 }
 
 #[derive(clap::Args)]
@@ -81,9 +84,14 @@ struct Args {
 }
 
 fn main() {
-    let Command::Run(args) = common::cli::parse::<Cli>().command;
-    common::trace::enable(args.trace);
-    match run(&args) {
+    let ended = match common::cli::parse::<Cli>().command {
+        Command::Run(args) => {
+            common::trace::enable(args.trace);
+            run(&args)
+        }
+        Command::Cleanup(args) => common::cleanup::run(&args),
+    };
+    match ended {
         Ok(code) => std::process::exit(code),
         Err(err) => common::errors::die(err),
     }
@@ -164,6 +172,8 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     sys!(chdir("/"))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
     sys!(std::fs::remove_dir("/.old-root"))?;
+    // From here on, if the runtime dies, however it dies, so does this process.
+    common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
@@ -171,6 +181,13 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
 
 fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
-    let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
+    // waitpid also returns when the command stops under ptrace (it may have
+    // asked the runtime to trace it): detach, and wait on for its end.
+    let status = loop {
+        match sys!(waitpid(pid, None::<WaitPidFlag>))? {
+            WaitStatus::Stopped(pid, signal) => status::detach(pid, signal)?,
+            status => break status,
+        }
+    };
     Ok(status::report(&format!("container {}", container.id), status))
 }

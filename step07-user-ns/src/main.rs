@@ -26,14 +26,17 @@ use clap::Subcommand;
 use common::container::Container;
 use common::devices::DEVICES;
 use common::devices::LINKS;
+use common::env::execvpe;
 use common::ids::IdMap;
 use common::ids::User;
 use common::mountapi::mount_setattr_idmap;
+use common::mountapi::mount_setattr_readonly;
 use common::mountapi::move_mount;
 use common::mountapi::open_tree_clone;
+use common::mountapi::recv_fd;
+use common::mountapi::send_fd;
 use common::status;
 use common::sys;
-use nix::fcntl::OFlag;
 use nix::mount::MntFlags;
 use nix::mount::MsFlags;
 use nix::mount::mount;
@@ -43,7 +46,12 @@ use nix::sched::clone;
 use nix::sched::unshare;
 use nix::sys::prctl::set_no_new_privs;
 use nix::sys::signal::Signal;
+use nix::sys::socket::AddressFamily;
+use nix::sys::socket::SockFlag;
+use nix::sys::socket::SockType;
+use nix::sys::socket::socketpair;
 use nix::sys::wait::WaitPidFlag;
+use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
 use nix::unistd::Gid;
 use nix::unistd::Pid;
@@ -51,15 +59,11 @@ use nix::unistd::Uid;
 use nix::unistd::chdir;
 use nix::unistd::chown;
 use nix::unistd::close;
-use nix::unistd::execvpe;
-use nix::unistd::pipe2;
 use nix::unistd::pivot_root;
-use nix::unistd::read;
 use nix::unistd::setgid;
 use nix::unistd::setgroups;
 use nix::unistd::sethostname;
 use nix::unistd::setuid;
-use nix::unistd::write;
 
 /// Docker from scratch, one Linux primitive at a time.
 #[derive(Parser)]
@@ -73,6 +77,8 @@ struct Cli {
 enum Command {
     /// Run COMMAND in a new container
     Run(Args),
+    /// Remove what killed runs left behind (never a live container's)
+    Cleanup(common::cleanup::Args),
 }
 
 #[derive(clap::Args)]
@@ -125,9 +131,14 @@ struct Args {
 }
 
 fn main() {
-    let Command::Run(args) = common::cli::parse::<Cli>().command;
-    common::trace::enable(args.trace);
-    match run(&args) {
+    let ended = match common::cli::parse::<Cli>().command {
+        Command::Run(args) => {
+            common::trace::enable(args.trace);
+            run(&args)
+        }
+        Command::Cleanup(args) => common::cleanup::run(&args),
+    };
+    match ended {
         Ok(code) => std::process::exit(code),
         Err(err) => common::errors::die(err),
     }
@@ -155,21 +166,20 @@ fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
     if args.userns.is_none() {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    // The child waits on this pipe until the parent has set it up; the
-    // parent mounts the image for it at `lower`.
-    let ready = pipe2(OFlag::O_CLOEXEC)?;
-    let lower = container.dir.join("lower");
-    sys!(fs::create_dir(&lower))?;
+    // The child waits on this socket until the parent has set it up, then
+    // receives the image over it: a detached mount that only the child's
+    // mount namespace will ever have attached, so a crash leaves no host mount.
+    let ready = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     let mut stack = vec![0u8; STACK_SIZE];
-    let body = || status::child_exit(child(args, container, &lower, &ready));
+    let body = || status::child_exit(child(args, container, &ready));
     // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
     // gets its own copy of memory, as after fork; it only sets up and execs.
     // SIGCHLD makes it an ordinary child for waitpid.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
-    match map_user_namespace(args, pid, container, image, &lower) {
-        Ok(()) => sys!(write(&ready.1, b"go")).map(|_| pid),
+    match map_user_namespace(args, pid, container, image) {
+        Ok(tree) => sys!(send_fd(&ready.1, &tree)).map(|()| pid),
         Err(err) => {
-            // Closing the pipe unblocks the child, which gives up.
+            // Closing the socket unblocks the child, which gives up.
             drop(ready);
             let _ = waitpid(pid, None::<WaitPidFlag>);
             Err(err)
@@ -178,11 +188,11 @@ fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
 }
 
 /// Runs in the parent while the child waits: writes the child's id maps,
-/// hands the container's directory to its root, and mounts the image at
-/// `lower` so that its files belong to that root too.
-fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path, lower: &Path) -> Result<()> {
+/// hands the container's directory to its root, and makes the image's mount
+/// for the child, idmapped so that its files belong to that root too.
+fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path) -> Result<OwnedFd> {
     if args.userns.is_some() {
-        return sys!(mount(Some(image), lower, None::<&str>, MsFlags::MS_BIND, None::<&str>));
+        return detached_image(image, None);
     }
     // A map may name any host ids because the writer, the parent, has
     // CAP_SETUID and CAP_SETGID where the map's host ids live.
@@ -194,38 +204,44 @@ fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path
     common::fsutil::check_reachable(&container.dir, root_uid, root_gid)?;
     sys!(chown(&container.dir, Some(Uid::from_raw(root_uid)), Some(Gid::from_raw(root_gid))))?;
     if !args.no_idmap {
-        match idmapped_mount(pid, image, lower) {
-            Ok(()) => {
+        let userns = sys!(fs::File::open(format!("/proc/{pid}/ns/user")))?;
+        match detached_image(image, Some(&userns)) {
+            Ok(tree) => {
                 common::trace::note("image: idmapped mount, no copy");
-                return Ok(());
+                return Ok(tree);
             }
             Err(err) => common::trace::note(&format!("image: no idmapped mount ({err:#}), using a chowned copy")),
         }
     }
     let copy = common::image::mapped_copy(image, &args.uidmap, &args.gidmap)?;
     common::trace::note(&format!("image: chowned copy {}", copy.display()));
-    sys!(mount(Some(&copy), lower, None::<&str>, MsFlags::MS_BIND, None::<&str>))
+    detached_image(&copy, None)
 }
 
-/// A view of the image in which the owners are translated through the
-/// child's user namespace: files owned by host root appear owned by the
-/// container's root. Linux 5.12+; overlayfs accepts it as a layer from 5.19.
-fn idmapped_mount(pid: Pid, image: &Path, lower: &Path) -> Result<()> {
-    let userns = sys!(fs::File::open(format!("/proc/{pid}/ns/user")))?;
+/// The image as a detached mount (open_tree(2)): attached nowhere yet, and
+/// read-only, so no container can change the image that others share.
+/// Given the child's user namespace, it is also idmapped: owners are
+/// translated through the namespace's maps, so files owned by host root
+/// appear owned by the container's root. Linux 5.12+; overlayfs accepts an
+/// idmapped layer from 5.19.
+fn detached_image(image: &Path, userns: Option<&fs::File>) -> Result<OwnedFd> {
     let tree = sys!(open_tree_clone(image))?;
-    sys!(mount_setattr_idmap(&tree, &userns))?;
-    sys!(move_mount(&tree, lower))
+    sys!(mount_setattr_readonly(&tree))?;
+    if let Some(userns) = userns {
+        sys!(mount_setattr_idmap(&tree, userns))?;
+    }
+    Ok(tree)
 }
 
 /// Runs in the forked child: becomes the container's command, or returns
 /// the reason it could not.
-fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, OwnedFd)) -> Result<Infallible> {
-    // Wait for the parent (read end 0; our copy of the write end, 1, must be
-    // closed or we would never see the end of the pipe if the parent died).
+fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Result<Infallible> {
+    // Wait for the parent (our end is 0; our copy of its end, 1, must be
+    // closed or we would never see the socket close if the parent died).
     sys!(close(ready.1.as_raw_fd()))?;
-    if sys!(read(&ready.0, &mut [0u8; 2]))? == 0 {
+    let Some(tree) = sys!(recv_fd(&ready.0))? else {
         status::quiet_exit(common::EXIT_RUNTIME_ERROR);
-    }
+    };
     // Become the namespace's root: uid 0 inside, 100000 on the host.
     sys!(setgid(Gid::from_raw(0)))?;
     sys!(setuid(Uid::from_raw(0)))?;
@@ -239,6 +255,10 @@ fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, Own
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
     sys!(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>))?;
+    // The image the parent sent is attached here, in our namespace only.
+    let image = container.dir.join("lower");
+    sys!(fs::create_dir(&image))?;
+    sys!(move_mount(&tree, &image))?;
     // The image is the read-only lower layer; this container's writes go
     // to upper (work is overlayfs's scratch space on the same filesystem).
     // MS_NODEV: a device node written into the container is never usable.
@@ -308,6 +328,8 @@ fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, Own
     }
     // No setuid binary or file capability can raise privileges after this.
     sys!(set_no_new_privs())?;
+    // From here on, if the runtime dies, however it dies, so does this process.
+    common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
@@ -315,6 +337,13 @@ fn child(args: &Args, container: &Container, image: &Path, ready: &(OwnedFd, Own
 
 fn wait(pid: Pid, container: &Container) -> Result<i32> {
     common::signals::forward_to(pid)?;
-    let status = sys!(waitpid(pid, None::<WaitPidFlag>))?;
+    // waitpid also returns when the command stops under ptrace (it may have
+    // asked the runtime to trace it): detach, and wait on for its end.
+    let status = loop {
+        match sys!(waitpid(pid, None::<WaitPidFlag>))? {
+            WaitStatus::Stopped(pid, signal) => status::detach(pid, signal)?,
+            status => break status,
+        }
+    };
     Ok(status::report(&format!("container {}", container.id), status))
 }
