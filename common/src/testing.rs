@@ -700,3 +700,208 @@ pub fn cgroup_dirs(init: u32) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// The lifecycle: no input loses data, no crash leaves anything that
+// `cleanup` cannot remove.
+
+/// Every file, link and directory below `root` with its size, mode, owner
+/// and a hash of its contents: equal fingerprints mean an untouched image.
+pub fn fingerprint(root: &Path) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        if meta.is_file() {
+            std::fs::read(&path).unwrap().hash(&mut hasher);
+        } else if meta.file_type().is_symlink() {
+            std::fs::read_link(&path).unwrap().hash(&mut hasher);
+        } else if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+        }
+        let relative = path.strip_prefix(root).unwrap().display().to_string();
+        found.push(format!(
+            "{relative} {} {:o} {}:{} {:x}",
+            meta.len(),
+            meta.mode(),
+            meta.uid(),
+            meta.gid(),
+            hasher.finish()
+        ));
+    }
+    found.sort();
+    found
+}
+
+/// `--container-dir` given through a symlink, relative and with `..`: each
+/// run ends with the command's status, leaves nothing, and the shared image
+/// has the same files with the same contents afterwards, although the
+/// command deleted and changed files in its root.
+pub fn check_container_dir_spellings(step: Step, extra: &[&str]) {
+    step.expect_images("check_container_dir_spellings");
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["true"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let before = fingerprint(&sandbox.image_rootfs());
+    assert!(before.len() > 100, "the image has only {} entries", before.len());
+    std::fs::create_dir_all(&sandbox.containers).unwrap();
+    std::os::unix::fs::symlink(&sandbox.containers, sandbox.dir.path().join("link")).unwrap();
+    std::fs::create_dir(sandbox.dir.path().join("sub")).unwrap();
+    let spellings = [
+        sandbox.dir.path().join("link").display().to_string(),
+        "containers".to_string(),
+        "sub/../containers/.".to_string(),
+        sandbox.dir.path().join("sub/../link/../containers").display().to_string(),
+    ];
+    for spelling in spellings {
+        let mut command = Command::new(step.binary);
+        command.current_dir(sandbox.dir.path());
+        command.args(["run", "--image-dir"]).arg(&sandbox.images).args(["--container-dir", &spelling]).args(extra);
+        command.args(["sh", "-c", "rm -rf /bin /etc; echo changed > /root/new; exit 3"]);
+        let output = finished(command, &sandbox);
+        assert_eq!(code(&output), 3, "--container-dir {spelling}: {}", stderr(&output));
+        assert_eq!(fingerprint(&sandbox.image_rootfs()), before, "--container-dir {spelling} changed the image");
+    }
+}
+
+/// `BINARY cleanup` for the sandbox's directories.
+pub fn cleanup(step: Step, sandbox: &Sandbox) -> Output {
+    let mut command = Command::new(step.binary);
+    command.arg("cleanup").arg("--image-dir").arg(&sandbox.images).arg("--container-dir").arg(&sandbox.containers);
+    let output = command.output().unwrap();
+    assert_eq!(code(&output), 0, "cleanup failed: {}", stderr(&output));
+    output
+}
+
+/// Whether process `pid` is gone (or a zombie: dead, waiting to be reaped).
+fn is_dead(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+}
+
+/// The project's cgroup directories for the container `id`, as the kernel
+/// shows them under /sys/fs/cgroup.
+pub fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().map(|entry| entry.unwrap().path()) {
+        for dir in [
+            hierarchy.join(crate::CGROUP_PARENT).join(id),
+            Path::new("/sys/fs/cgroup").join(crate::CGROUP_PARENT).join(id),
+        ] {
+            if dir.is_dir() && !found.contains(&dir) {
+                found.push(dir);
+            }
+        }
+    }
+    found
+}
+
+/// The runtime killed with SIGKILL while its container runs: the container
+/// dies with it, its directory (and cgroups) stay until `cleanup`, which
+/// removes them all and says so; a second `cleanup` finds nothing.
+pub fn check_killed_runtime_is_cleaned_up(step: Step, extra: &[&str]) {
+    step.expect_images("check_killed_runtime_is_cleaned_up");
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", "echo ready && read line"]);
+    let mut running = Running::start(step.command(&sandbox, &args), "ready");
+    let runtime = running.pid();
+    let init = container_init(runtime);
+    let ids: Vec<String> = std::fs::read_dir(&sandbox.containers)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let [id] = &ids[..] else { panic!("expected one container directory, found {ids:?}") };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = running.wait();
+    wait_for("the container to die with its runtime", || is_dead(init));
+    assert!(sandbox.containers.join(id).is_dir(), "the killed runtime's directory is already gone");
+    let output = cleanup(step, &sandbox);
+    assert!(stdout(&output).contains(&format!("container {id}: removed")), "{}", stdout(&output));
+    sandbox.assert_clean();
+    assert_eq!(cgroups_of(id), Vec::<PathBuf>::new(), "cgroups left after cleanup");
+    let again = cleanup(step, &sandbox);
+    assert!(stdout(&again).starts_with("nothing to clean up"), "a second cleanup did something: {}", stdout(&again));
+}
+
+/// `cleanup` while a container runs leaves it alone: it goes on, ends with
+/// its own status, and cleans up after itself.
+pub fn check_cleanup_spares_a_live_container(step: Step) {
+    step.expect_images("check_cleanup_spares_a_live_container");
+    let sandbox = Sandbox::new();
+    let running = Running::start(step.command(&sandbox, &["sh", "-c", "echo ready && read line && exit 7"]), "ready");
+    let output = cleanup(step, &sandbox);
+    assert!(
+        stdout(&output).starts_with("nothing to clean up"),
+        "cleanup touched a live container: {}",
+        stdout(&output)
+    );
+    let output = running.finish();
+    sandbox.assert_clean();
+    assert_ended(step, &output, 7, "exited with status 7");
+}
+
+/// While the container runs, nothing of it is mounted in the host's mount
+/// namespace: a crash cannot leave a host mount behind.
+pub fn check_no_host_mount_while_running(step: Step, extra: &[&str]) {
+    step.expect_images("check_no_host_mount_while_running");
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", "echo ready && read line"]);
+    let running = Running::start(step.command(&sandbox, &args), "ready");
+    let mounts = fsutil::mounts_under("self", sandbox.dir.path()).unwrap();
+    let output = running.finish();
+    assert!(mounts.is_empty(), "the host sees the container's mounts: {mounts:?}");
+    assert_ended(step, &output, 0, "exited with status 0");
+}
+
+/// Writes an image `name` (an extracted rootfs, no tarball) with the
+/// directories a container mounts on and the given files, mode 0755.
+pub fn custom_image(sandbox: &Sandbox, name: &str, files: &[(&str, &[u8])]) {
+    use std::os::unix::fs::PermissionsExt;
+    let rootfs = sandbox.images.join(name).join("rootfs");
+    for dir in ["proc", "sys", "dev", "bin", "tmp", "root"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    for (path, bytes) in files {
+        let path = rootfs.join(path);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// An executable file that is not a program (no `#!`, random bytes, a cut
+/// ELF header) exits 126 with "exec format error", and is never handed to
+/// /bin/sh as a script (glibc's execvpe would: "pwned" would be printed).
+pub fn check_exec_format_error(step: Step) {
+    let sandbox = Sandbox::new();
+    let files: &[(&str, &[u8])] = &[
+        ("bin/script", b"echo pwned\n"),
+        ("bin/random", b"\x13\x37\xfe\xed\x00\x01garbage"),
+        ("bin/cut-elf", b"\x7fELF\x02\x01\x01\x00"),
+        ("bin/sh", b"#!/nonexistent\n"),
+    ];
+    let names: Vec<String> = if step.images {
+        custom_image(&sandbox, "junk", files);
+        files
+            .iter()
+            .take(3)
+            .flat_map(|(path, _)| [format!("/{path}"), path.trim_start_matches("bin/").to_string()])
+            .collect()
+    } else {
+        let dir = sandbox.dir.path();
+        custom_image(&sandbox, "junk", files);
+        files.iter().take(3).map(|(path, _)| dir.join("images/junk/rootfs").join(path).display().to_string()).collect()
+    };
+    for name in names {
+        let mut args = if step.images { vec!["--image", "junk"] } else { vec![] };
+        args.push(&name);
+        let output = step.run(&sandbox, &args);
+        assert_eq!(code(&output), 126, "{name}: {}", stderr(&output));
+        assert!(stderr(&output).contains("exec format error"), "{name}: {}", stderr(&output));
+        assert!(!stdout(&output).contains("pwned"), "{name} was run as a shell script");
+    }
+}

@@ -8,6 +8,7 @@ use common::testing::Sandbox;
 use common::testing::Step;
 use common::testing::code;
 use common::testing::last_line;
+use common::testing::require_root;
 use common::testing::stdout;
 
 const STEP: Step = Step::on_host(env!("CARGO_BIN_EXE_step01-fork-exec"));
@@ -59,4 +60,12 @@ fn the_command_sees_the_hosts_files_and_mount_namespace() {
     let output = STEP.run(&sandbox, &["sh", "-c", &script, "sh", host_file.to_str().unwrap()]);
     assert_eq!(code(&output), 0);
     assert_eq!(stdout(&output), format!("HOST-VISIBLE\n{}\n", testing::namespace("self", "mnt")));
+}
+
+#[test]
+fn an_executable_that_is_not_a_program_exits_126() {
+    if !require_root("an_executable_that_is_not_a_program_exits_126") {
+        return;
+    }
+    testing::check_exec_format_error(STEP);
 }

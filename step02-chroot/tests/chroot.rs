@@ -145,3 +145,35 @@ fn a_missing_static_busybox_names_the_package_and_leaves_nothing() {
     assert!(!sandbox.images.exists(), "an image directory was left behind");
     sandbox.assert_clean();
 }
+
+#[test]
+fn an_executable_that_is_not_a_program_exits_126() {
+    if !require_root("an_executable_that_is_not_a_program_exits_126") {
+        return;
+    }
+    testing::check_exec_format_error(STEP);
+}
+
+#[test]
+fn the_image_survives_any_spelling_of_the_container_dir() {
+    if !require_root("the_image_survives_any_spelling_of_the_container_dir") {
+        return;
+    }
+    testing::check_container_dir_spellings(STEP, &[]);
+}
+
+#[test]
+fn a_killed_runtime_takes_its_container_and_cleanup_removes_the_rest() {
+    if !require_root("a_killed_runtime_takes_its_container_and_cleanup_removes_the_rest") {
+        return;
+    }
+    testing::check_killed_runtime_is_cleaned_up(STEP, &[]);
+}
+
+#[test]
+fn cleanup_never_touches_a_live_container() {
+    if !require_root("cleanup_never_touches_a_live_container") {
+        return;
+    }
+    testing::check_cleanup_spares_a_live_container(STEP);
+}

@@ -171,3 +171,24 @@ as_root!(without_memory_swap_the_swap_limit_is_dockers_default, {
     }
     assert_ended(STEP, &running.finish(), 0, "exited with status 0");
 });
+
+as_root!(an_executable_that_is_not_a_program_exits_126, testing::check_exec_format_error(STEP));
+as_root!(the_image_survives_any_spelling_of_the_container_dir, testing::check_container_dir_spellings(STEP, &[]));
+as_root!(
+    a_killed_runtime_takes_its_container_and_cleanup_removes_the_rest,
+    testing::check_killed_runtime_is_cleaned_up(STEP, &[])
+);
+as_root!(cleanup_never_touches_a_live_container, testing::check_cleanup_spares_a_live_container(STEP));
+as_root!(no_mount_of_a_running_container_is_on_the_host, testing::check_no_host_mount_while_running(STEP, &[]));
+as_root!(
+    the_image_survives_any_spelling_of_the_container_dir_in_host_mode,
+    testing::check_container_dir_spellings(STEP, &["--userns=host"])
+);
+as_root!(
+    a_killed_runtime_in_host_mode_is_cleaned_up,
+    testing::check_killed_runtime_is_cleaned_up(STEP, &["--userns=host"])
+);
+as_root!(
+    no_mount_of_a_running_container_is_on_the_host_in_host_mode,
+    testing::check_no_host_mount_while_running(STEP, &["--userns=host"])
+);
