@@ -160,6 +160,7 @@ fn is_gzip(path: &Path) -> Result<bool> {
 pub const HELPERS: &[(&str, &[u8])] = &[
     ("breakout", include_bytes!(concat!(env!("OUT_DIR"), "/breakout"))),
     ("memhog", include_bytes!(concat!(env!("OUT_DIR"), "/memhog"))),
+    ("traceme", include_bytes!(concat!(env!("OUT_DIR"), "/traceme"))),
 ];
 
 /// Builds the default image as a tarball at `out` (atomically): the host's

@@ -905,3 +905,27 @@ pub fn check_exec_format_error(step: Step) {
         assert!(!stdout(&output).contains("pwned"), "{name} was run as a shell script");
     }
 }
+
+/// A command that calls ptrace(PTRACE_TRACEME), as amicontained does,
+/// makes the runtime its tracer: the runtime detaches, the command goes on,
+/// and the run ends with the command's own status, leaving nothing.
+pub fn check_traceme_is_let_go(step: Step) {
+    let sandbox = Sandbox::new();
+    let command = if step.images { "traceme".to_string() } else { helper_on_host(&sandbox, "traceme") };
+    let mut running = Running::start(step.command(&sandbox, &[&command, "sh", "-c", "echo done; exit 5"]), "traced");
+    let output = running.wait();
+    sandbox.assert_clean();
+    assert_ended(step, &output, 5, "exited with status 5");
+    assert_eq!(stdout(&output), "done\n");
+}
+
+/// Writes one of the image's helper programs to the sandbox, for step01,
+/// which runs its command on the host.
+fn helper_on_host(sandbox: &Sandbox, name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let (_, bytes) = crate::image::HELPERS.iter().find(|(helper, _)| *helper == name).expect("no such helper");
+    let path = sandbox.dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}

@@ -69,3 +69,11 @@ fn an_executable_that_is_not_a_program_exits_126() {
     }
     testing::check_exec_format_error(STEP);
 }
+
+#[test]
+fn a_command_that_asks_to_be_traced_is_let_go() {
+    if !require_root("a_command_that_asks_to_be_traced_is_let_go") {
+        return;
+    }
+    testing::check_traceme_is_let_go(STEP);
+}

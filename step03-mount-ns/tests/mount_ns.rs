@@ -140,3 +140,11 @@ fn cleanup_never_touches_a_live_container() {
     }
     testing::check_cleanup_spares_a_live_container(STEP);
 }
+
+#[test]
+fn a_command_that_asks_to_be_traced_is_let_go() {
+    if !require_root("a_command_that_asks_to_be_traced_is_let_go") {
+        return;
+    }
+    testing::check_traceme_is_let_go(STEP);
+}

@@ -269,3 +269,11 @@ fn no_mount_of_a_running_container_is_on_the_host() {
     }
     testing::check_no_host_mount_while_running(STEP, &[]);
 }
+
+#[test]
+fn a_command_that_asks_to_be_traced_is_let_go() {
+    if !require_root("a_command_that_asks_to_be_traced_is_let_go") {
+        return;
+    }
+    testing::check_traceme_is_let_go(STEP);
+}

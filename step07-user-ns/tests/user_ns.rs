@@ -146,3 +146,4 @@ as_root!(
     no_mount_of_a_running_container_is_on_the_host_in_host_mode,
     testing::check_no_host_mount_while_running(STEP, &["--userns=host"])
 );
+as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));
