@@ -929,3 +929,59 @@ fn helper_on_host(sandbox: &Sandbox, name: &str) -> String {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.display().to_string()
 }
+
+/// A tarball of `files` small files (and the directories a container
+/// mounts on) at `path`, for tests that need an extraction to take a while.
+pub fn write_big_image(path: &Path, files: usize) {
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(path).unwrap()));
+    let mut append = |name: &str, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        header.set_size(data.len() as u64);
+        builder.append_data(&mut header, name, data).unwrap();
+    };
+    for dir in ["proc", "sys", "dev", "bin", "data"] {
+        append(dir, tar::EntryType::Directory, &[]);
+    }
+    let block = [7u8; 4096];
+    for index in 0..files {
+        if index % 1000 == 0 {
+            append(&format!("data/{}", index / 1000), tar::EntryType::Directory, &[]);
+        }
+        append(&format!("data/{}/{index}", index / 1000), tar::EntryType::Regular, &block);
+    }
+    builder.into_inner().unwrap();
+}
+
+/// SIGTERM, SIGHUP or SIGINT while the image is being extracted stops the
+/// run within a second, with 128+N, and leaves nothing: no half-extracted
+/// image, no staging directory, no container directory.
+pub fn check_signal_during_extraction_stops_the_run(step: Step) {
+    use nix::sys::signal::Signal;
+    step.expect_images("check_signal_during_extraction_stops_the_run");
+    let shared = Sandbox::new();
+    let tarball = shared.dir.path().join("big.tar");
+    write_big_image(&tarball, 40_000);
+    for signal in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
+        let sandbox = Sandbox::new();
+        std::fs::create_dir_all(&sandbox.images).unwrap();
+        std::fs::hard_link(&tarball, sandbox.images.join("big.tar")).unwrap();
+        let mut child =
+            step.command(&sandbox, &["--image", "big", "true"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        wait_for("the extraction to start", || {
+            std::fs::read_dir(&sandbox.images).unwrap().count() > 1 || child.try_wait().unwrap().is_some()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sent = std::time::Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let took = sent.elapsed();
+        assert_eq!(output.status.code(), Some(128 + signal as i32), "{signal}: {}", stderr(&output));
+        assert!(took < std::time::Duration::from_secs(1), "{signal}: the run took {took:?} to stop");
+        let left: Vec<_> =
+            std::fs::read_dir(&sandbox.images).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(left, ["big.tar"], "{signal}: the extraction left files behind");
+        sandbox.assert_clean();
+    }
+}

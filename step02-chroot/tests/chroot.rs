@@ -185,3 +185,11 @@ fn a_command_that_asks_to_be_traced_is_let_go() {
     }
     testing::check_traceme_is_let_go(STEP);
 }
+
+#[test]
+fn a_signal_during_extraction_stops_the_run_and_leaves_nothing() {
+    if !require_root("a_signal_during_extraction_stops_the_run_and_leaves_nothing") {
+        return;
+    }
+    testing::check_signal_during_extraction_stops_the_run(STEP);
+}

@@ -193,3 +193,7 @@ as_root!(
     testing::check_no_host_mount_while_running(STEP, &["--userns=host"])
 );
 as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));
+as_root!(
+    a_signal_during_extraction_stops_the_run_and_leaves_nothing,
+    testing::check_signal_during_extraction_stops_the_run(STEP)
+);
