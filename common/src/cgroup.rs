@@ -1,5 +1,6 @@
 //! cgroup plumbing around cgroups-rs: which controllers a container gets,
-//! finding one of them, and removing a container's cgroup reliably.
+//! checking that its cgroup can be made with them, finding one of them, and
+//! removing a container's cgroup reliably.
 
 use std::path::Path;
 use std::thread::sleep;

@@ -168,6 +168,12 @@ fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
+/// Says loudly that a test does not apply to this host's cgroup layout
+/// (written to the real stderr, which the harness does not capture).
+fn skipped(test: &str, why: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("SKIPPED {test}: {why}\n").as_bytes());
+}
+
 as_root!(memory_below_dockers_minimum_or_too_large_is_refused, {
     let sandbox = Sandbox::new();
     assert_refused(&sandbox, STEP.command(&sandbox, &["-m", "4m", "true"]), &["--memory", "\"4m\"", "at least 6m"]);
@@ -259,9 +265,54 @@ as_root!(a_missing_cgroup_controller_is_named, {
     );
 });
 
+/// On a hybrid host, the cgroup v2 tree mounted at /sys/fs/cgroup/unified
+/// (whose controllers the v1 hierarchies hold), when the host has one.
+fn unified_without_controllers() -> Option<&'static Path> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let offered = std::fs::read_to_string(unified.join("cgroup.controllers")).ok()?;
+    (!cgroup_v2() && !offered.split_whitespace().any(|name| name == "memory")).then_some(unified)
+}
+
+as_root!(a_cgroup_v2_without_the_controllers_is_named, {
+    // Seen through a private mount namespace, the hybrid host's v2 tree is
+    // all there is: a real cgroup2 filesystem that offers no memory.
+    let Some(unified) = unified_without_controllers() else {
+        return skipped("a_cgroup_v2_without_the_controllers_is_named", "needs a hybrid cgroup host");
+    };
+    let sandbox = Sandbox::new();
+    let setup = format!("mount --bind {} /sys/fs/cgroup", unified.display());
+    let command = after_private_mounts(&setup, STEP.command(&sandbox, &["true"]));
+    assert_refused(&sandbox, command, &["cgroup v2 at /sys/fs/cgroup offers no memory controller"]);
+});
+
+as_root!(a_cgroup_that_got_no_controller_is_named_and_removed, {
+    // The same tree, with a cgroup.controllers that claims them: the cgroup
+    // is made, cgroups-rs cannot enable the controllers for it (and does not
+    // say so), and the run fails, naming the controller, and removes it.
+    let Some(unified) = unified_without_controllers() else {
+        return skipped("a_cgroup_that_got_no_controller_is_named_and_removed", "needs a hybrid cgroup host");
+    };
+    let sandbox = Sandbox::new();
+    let fake = sandbox.dir.path().join("cgroup.controllers");
+    std::fs::write(&fake, "cpu memory pids\n").unwrap();
+    let setup = format!(
+        "mount --bind {} /sys/fs/cgroup && mount --bind {} /sys/fs/cgroup/cgroup.controllers",
+        unified.display(),
+        fake.display()
+    );
+    let output = testing::finished(after_private_mounts(&setup, STEP.command(&sandbox, &["true"])), &sandbox);
+    let err = testing::stderr(&output);
+    assert_eq!(testing::code(&output), 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains("got no memory controller") && err.contains("cgroup.subtree_control"), "{err}");
+    let parent = unified.join(common::CGROUP_PARENT);
+    assert!(!parent.exists(), "{} was left behind", parent.display());
+});
+
 as_root!(a_controller_the_kernel_disabled_is_named, {
     if cgroup_v2() {
-        return; // cgroup.controllers is the only list on v2: see the test above.
+        // cgroup.controllers is the only list on v2: see a_missing_cgroup_controller_is_named.
+        return skipped("a_controller_the_kernel_disabled_is_named", "cgroup v1 only");
     }
     let sandbox = Sandbox::new();
     let cgroups = std::fs::read_to_string("/proc/cgroups").unwrap();
@@ -281,7 +332,8 @@ as_root!(a_controller_the_kernel_disabled_is_named, {
 
 as_root!(something_mounted_over_a_cgroup_hierarchy_is_named, {
     if cgroup_v2() {
-        return; // One hierarchy, found at /sys/fs/cgroup by its filesystem type.
+        // One hierarchy, found at /sys/fs/cgroup by its filesystem type.
+        return skipped("something_mounted_over_a_cgroup_hierarchy_is_named", "cgroup v1 only");
     }
     let sandbox = Sandbox::new();
     let command =
