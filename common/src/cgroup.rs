@@ -1,10 +1,12 @@
 //! cgroup plumbing around cgroups-rs: which controllers a container gets,
-//! finding one of them, and removing a container's cgroup reliably.
+//! checking that its cgroup can be made with them, finding one of them, and
+//! removing a container's cgroup reliably.
 
+use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use cgroups_rs::fs::{Cgroup, ControllIdentifier, Controller, Subsystem, hierarchies};
 
 /// The controllers every container's cgroup gets.
@@ -25,6 +27,159 @@ where
             T::controller_type()
         )
     })
+}
+
+/// Fails, in one line that names what is wrong and the fix, when a
+/// container's cgroup could not be made or could not hold its limits: a
+/// controller the kernel lacks or that is not mounted, or a
+/// `docker-from-scratch` parent that is in the way. Checked before the run
+/// creates anything; [`check_created`] checks the result too. `cpus` is
+/// `--cpus`, which an existing parent with a CPU quota of its own may not
+/// allow.
+pub fn check_usable(cpus: Option<f64>) -> Result<()> {
+    let wanted = controllers().unwrap_or_default();
+    let hierarchy = hierarchies::auto();
+    if hierarchy.v2() {
+        return check_v2(Path::new(hierarchies::UNIFIED_MOUNTPOINT), &wanted);
+    }
+    // cgroup v1: the kernel must have each controller, and each must be
+    // mounted as a hierarchy of its own (cgroups-rs finds them in mountinfo).
+    if let Ok(table) = std::fs::read_to_string("/proc/cgroups") {
+        for name in &wanted {
+            let enabled = table.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.first() == Some(&name.as_str())).then(|| fields.get(3) == Some(&"1"))
+            });
+            match enabled {
+                Some(true) => {}
+                Some(false) => bail!(
+                    "the {name} cgroup controller is disabled (/proc/cgroups): boot without cgroup_disable={name}"
+                ),
+                None => bail!(
+                    "this kernel has no {name} cgroup controller (not in /proc/cgroups): use a kernel built with it"
+                ),
+            }
+        }
+    }
+    let parent = Cgroup::load_with_specified_controllers(hierarchy, crate::CGROUP_PARENT, wanted.clone());
+    for name in &wanted {
+        let Some(subsystem) = parent.subsystems().iter().find(|subsystem| subsystem.controller_name() == *name) else {
+            return Err(not_mounted(name));
+        };
+        let path = subsystem.to_controller().path();
+        let hierarchy = path.parent().unwrap_or(path);
+        let on_cgroupfs = nix::sys::statfs::statfs(hierarchy)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP_SUPER_MAGIC);
+        if !on_cgroupfs {
+            bail!(
+                "{} is not a cgroup filesystem (is something mounted over the {name} hierarchy?): unmount it, or mount the {name} controller there",
+                hierarchy.display()
+            );
+        }
+        check_parent_dir(path)?;
+        if let Some(cpus) = cpus.filter(|cpus| *cpus > 0.0 && name == "cpu") {
+            check_parent_quota(path, cpus)?;
+        }
+    }
+    Ok(())
+}
+
+/// cgroup v1 refuses (EINVAL) a CFS quota for a child that is larger, as a
+/// share of its period, than its parent's: `--cpus` must fit in the parent.
+fn check_parent_quota(parent: &Path, cpus: f64) -> Result<()> {
+    let read = |file: &str| std::fs::read_to_string(parent.join(file)).ok()?.trim().parse::<i64>().ok();
+    let (Some(quota), Some(period)) = (read("cpu.cfs_quota_us"), read("cpu.cfs_period_us")) else { return Ok(()) };
+    let allowed = quota as f64 / period as f64;
+    if quota > 0 && period > 0 && cpus > allowed {
+        bail!(
+            "--cpus {cpus} is more than the cgroup parent {} allows (cpu.cfs_quota_us {quota} per {period}): use at most --cpus {:.2}, or lift its quota (echo -1 > {}/cpu.cfs_quota_us)",
+            parent.display(),
+            (allowed * 100.0).floor() / 100.0,
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+fn not_mounted(name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the {name} cgroup controller is not mounted: mount it with `mkdir -p /sys/fs/cgroup/{name} && mount -t cgroup -o {name} cgroup /sys/fs/cgroup/{name}`"
+    )
+}
+
+/// The project's parent cgroup, when it exists, must be a directory.
+fn check_parent_dir(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!("the cgroup parent {} is not a directory: remove it (rm {})", path.display(), path.display()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("cannot stat the cgroup parent {}", path.display())),
+    }
+}
+
+/// cgroup v2: one tree. The root must offer every controller (a controller
+/// that a v1 hierarchy holds is not offered), and an existing parent must
+/// pass them on to its children, or be able to: the kernel refuses to
+/// enable a controller for the children of a cgroup that has processes of
+/// its own (the "no internal processes" rule), with EBUSY.
+fn check_v2(root: &Path, wanted: &[String]) -> Result<()> {
+    let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    for name in wanted {
+        if !offered.split_whitespace().any(|have| have == name) {
+            bail!(
+                "cgroup v2 at {} offers no {name} controller (cgroup.controllers: {:?}): use a kernel with it, and no cgroup v1 hierarchy holding it",
+                root.display(),
+                offered.trim()
+            );
+        }
+    }
+    let parent = root.join(crate::CGROUP_PARENT);
+    check_parent_dir(&parent)?;
+    if !parent.exists() {
+        return Ok(());
+    }
+    let passed = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+    let missing: Vec<&str> =
+        wanted.iter().map(String::as_str).filter(|name| !passed.split_whitespace().any(|have| have == *name)).collect();
+    let busy = !std::fs::read_to_string(parent.join("cgroup.procs")).unwrap_or_default().trim().is_empty();
+    if !missing.is_empty() && busy {
+        bail!(
+            "the cgroup parent {} cannot pass {} to its children while processes are in it (cgroup.subtree_control: {:?}): move them out, or remove it (rmdir {})",
+            parent.display(),
+            missing.join(", "),
+            passed.trim(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// Fails, naming the controller and the fix, when a just-created container
+/// cgroup did not get every controller: on v2, cgroups-rs enables them in
+/// the parents' cgroup.subtree_control but ignores a refusal, which would
+/// leave a cgroup without memory.max and friends.
+pub fn check_created(cgroup: &Cgroup) -> Result<()> {
+    let wanted = controllers().unwrap_or_default();
+    let have: Vec<String> = if cgroup.v2() {
+        let path = Path::new(hierarchies::UNIFIED_MOUNTPOINT).join(cgroup.path());
+        let file = std::fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default();
+        file.split_whitespace().map(String::from).collect()
+    } else {
+        cgroup.subsystems().iter().map(|subsystem| subsystem.controller_name()).collect()
+    };
+    if let Some(name) = wanted.iter().find(|name| !have.contains(name)) {
+        if !cgroup.v2() {
+            return Err(not_mounted(name));
+        }
+        let parent = Path::new(hierarchies::UNIFIED_MOUNTPOINT).join(crate::CGROUP_PARENT);
+        bail!(
+            "the cgroup {} got no {name} controller: its parent does not pass it on; enable it with `echo +{name} > {}/cgroup.subtree_control`, or remove {} (rmdir)",
+            cgroup.path(),
+            parent.display(),
+            parent.display()
+        );
+    }
+    Ok(())
 }
 
 /// Held while a container's cgroup is created (with its parent, when that
@@ -87,12 +242,64 @@ pub fn oom_kills(events: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::oom_kills;
+    use super::*;
 
     #[test]
     fn oom_kill_is_read_from_either_file() {
         assert_eq!(oom_kills("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 1\n"), 1);
         assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), 3);
         assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\n"), 0);
+    }
+
+    fn wanted() -> Vec<String> {
+        controllers().unwrap()
+    }
+
+    #[test]
+    fn a_v2_root_without_a_controller_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpuset cpu io memory\n").unwrap();
+        let err = check_v2(root.path(), &wanted()).unwrap_err().to_string();
+        assert!(err.contains("offers no pids controller") && err.contains("\"cpuset cpu io memory\""), "{err}");
+        std::fs::write(root.path().join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+        assert!(check_v2(root.path(), &wanted()).is_ok());
+    }
+
+    #[test]
+    fn a_v2_parent_in_the_way_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        let parent = root.path().join(crate::CGROUP_PARENT);
+        // A file where the parent should be.
+        std::fs::write(&parent, "").unwrap();
+        let err = check_v2(root.path(), &wanted()).unwrap_err().to_string();
+        assert!(err.contains(&format!("the cgroup parent {} is not a directory", parent.display())), "{err}");
+        // A parent that does not pass the controllers on, with processes in it.
+        std::fs::remove_file(&parent).unwrap();
+        std::fs::create_dir(&parent).unwrap();
+        std::fs::write(parent.join("cgroup.subtree_control"), "cpu\n").unwrap();
+        std::fs::write(parent.join("cgroup.procs"), "1234\n").unwrap();
+        let err = check_v2(root.path(), &wanted()).unwrap_err().to_string();
+        assert!(err.contains("cannot pass memory, pids to its children while processes are in it"), "{err}");
+        // Without processes, cgroups-rs can enable them.
+        std::fs::write(parent.join("cgroup.procs"), "").unwrap();
+        assert!(check_v2(root.path(), &wanted()).is_ok());
+        // Or they are enabled already.
+        std::fs::write(parent.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
+        std::fs::write(parent.join("cgroup.procs"), "1234\n").unwrap();
+        assert!(check_v2(root.path(), &wanted()).is_ok());
+    }
+
+    #[test]
+    fn cpus_above_a_v1_parents_quota_are_named() {
+        let parent = tempfile::tempdir().unwrap();
+        assert!(check_parent_quota(parent.path(), 1.5).is_ok());
+        std::fs::write(parent.path().join("cpu.cfs_quota_us"), "50000\n").unwrap();
+        std::fs::write(parent.path().join("cpu.cfs_period_us"), "100000\n").unwrap();
+        assert!(check_parent_quota(parent.path(), 0.5).is_ok());
+        let err = check_parent_quota(parent.path(), 1.5).unwrap_err().to_string();
+        assert!(err.contains("--cpus 1.5 is more than") && err.contains("use at most --cpus 0.50"), "{err}");
+        std::fs::write(parent.path().join("cpu.cfs_quota_us"), "-1\n").unwrap();
+        assert!(check_parent_quota(parent.path(), 1.5).is_ok());
     }
 }

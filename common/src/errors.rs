@@ -20,9 +20,60 @@ pub fn die(err: anyhow::Error) -> ! {
 /// Prints the error the way [`die`] does, without exiting.
 pub fn print(err: &anyhow::Error) {
     let program = program_name();
-    say(&format!("{program}: error: {err:#}"));
+    say(&fit(&format!("{program}: error: {err:#}")));
     if let Some(hint) = hint_for(err) {
-        say(&format!("{program}: hint: {hint}"));
+        say(&fit(&format!("{program}: hint: {hint}")));
+    }
+}
+
+/// The longest line [`fit`] lets through, in characters.
+pub const MAX_LINE: usize = 300;
+
+/// One error line as a terminal should get it: characters that are not
+/// text (control characters such as a newline or ESC, and the invisible
+/// ones that reorder text, like U+202E) are escaped the way Rust writes
+/// them (`\n`, `\u{1b}`), and a line longer than [`MAX_LINE`] characters
+/// keeps its start (what failed) and its end (the reason, the errno) with
+/// `…` between them. Whatever a user or a container puts in a path, a
+/// command or a value, an error is one readable line. Bytes that are not
+/// UTF-8 never get this far raw: `{:?}` shows them as `\xFF`, `display()`
+/// as U+FFFD.
+pub fn fit(line: &str) -> String {
+    // Cut only between escaped characters, never inside one (or inside a
+    // multi-byte UTF-8 sequence): the line is built from whole pieces.
+    let pieces: Vec<String> = line.chars().map(escape).collect();
+    let total: usize = pieces.iter().map(|piece| piece.chars().count()).sum();
+    if total <= MAX_LINE {
+        return pieces.concat();
+    }
+    let cut = " … ";
+    let tail_budget = MAX_LINE / 3;
+    let head_budget = MAX_LINE - tail_budget - cut.chars().count();
+    // How many whole pieces fit in `budget` characters.
+    let fitting = |pieces: &mut dyn Iterator<Item = &String>, budget: usize| {
+        pieces
+            .scan(0, |used, piece| {
+                *used += piece.chars().count();
+                (*used <= budget).then_some(())
+            })
+            .count()
+    };
+    let head = fitting(&mut pieces.iter(), head_budget);
+    let tail = fitting(&mut pieces.iter().rev(), tail_budget);
+    format!("{}{cut}{}", pieces[..head].concat(), pieces[pieces.len() - tail..].concat())
+}
+
+fn escape(c: char) -> String {
+    // Bidirectional overrides and isolates, and the marks that steer them:
+    // invisible, but they make a terminal show the line in another order.
+    let reorders =
+        matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if c.is_control() {
+        c.escape_debug().to_string()
+    } else if reorders {
+        c.escape_unicode().to_string()
+    } else {
+        c.to_string()
     }
 }
 
@@ -96,5 +147,29 @@ mod tests {
     fn unknown_failures_get_no_hint() {
         let err = anyhow::Error::new(Errno::EIO).context("read failed");
         assert_eq!(hint_for(&err), None);
+    }
+
+    #[test]
+    fn lines_keep_their_start_and_end_within_the_limit() {
+        assert_eq!(fit("short line"), "short line");
+        let line = format!("start {} end: EINVAL", "é".repeat(1000));
+        let fitted = fit(&line);
+        assert!(fitted.chars().count() <= MAX_LINE, "{} chars", fitted.chars().count());
+        assert!(fitted.starts_with("start é") && fitted.ends_with("é end: EINVAL") && fitted.contains(" … "));
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_escaped_and_never_cut() {
+        assert_eq!(fit("a\nb\tc\u{1b}[31m\u{202e}d\u{7f}"), "a\\nb\\tc\\u{1b}[31m\\u{202e}d\\u{7f}");
+        assert_eq!(fit("naïve ünïcode ✓"), "naïve ünïcode ✓");
+        // Bytes that are not UTF-8 arrive as `{:?}` shows a path: escaped.
+        let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/a\xff\n"));
+        assert_eq!(fit(&format!("{path:?}")), "\"/a\\xFF\\n\"");
+        // A long run of escapes is cut between escapes, not inside one.
+        let fitted = fit(&"\u{1b}".repeat(500));
+        assert!(fitted.chars().count() <= MAX_LINE);
+        let (head, tail) = fitted.split_once(" … ").unwrap();
+        assert!(head.starts_with("\\u{1b}") && head.ends_with("\\u{1b}"), "{head}");
+        assert!(tail.starts_with("\\u{1b}") && tail.ends_with("\\u{1b}"), "{tail}");
     }
 }

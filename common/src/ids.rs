@@ -40,7 +40,9 @@ impl fmt::Display for IdMap {
 pub fn parse_id_map(text: &str) -> Result<IdMap, String> {
     let parts: Vec<Option<u32>> = text.split(':').map(|part| part.parse().ok()).collect();
     match parts[..] {
-        [Some(inside), Some(outside), Some(count)] if count > 0 && outside.checked_add(count).is_some() => {
+        [Some(inside), Some(outside), Some(count)]
+            if count > 0 && inside.checked_add(count).is_some() && outside.checked_add(count).is_some() =>
+        {
             Ok(IdMap { inside, outside, count })
         }
         _ => Err(format!("invalid id map {text:?}: use CONTAINER:HOST:SIZE, like 0:100000:65536")),
@@ -60,6 +62,68 @@ pub fn parse_user(text: &str) -> Result<User, String> {
     match (uid.parse(), gid.parse()) {
         (Ok(uid), Ok(gid)) => Ok(User { uid, gid }),
         _ => Err(format!("invalid --user {text:?}: use numeric UID or UID:GID, like 1000:1000")),
+    }
+}
+
+/// Fails, naming the map and the fix, when `--user` names a uid or gid
+/// that the user namespace does not map (setuid(2) would fail with EINVAL
+/// in the container, after everything was set up), or when a map leaves out
+/// the container's root. With `--userns=host` there is no map: any id goes.
+pub fn check_user(user: Option<User>, userns_host: bool, uid_map: &IdMap, gid_map: &IdMap) -> Result<()> {
+    if userns_host {
+        return Ok(());
+    }
+    let ranges = |flag: &str, kind: &str, map: &IdMap| {
+        format!("{flag} {} maps container {kind} {}-{}", flag_value(map), map.inside, map.inside + (map.count - 1))
+    };
+    for (flag, kind, map) in [("--uidmap", "uids", uid_map), ("--gidmap", "gids", gid_map)] {
+        if map.to_host(0).is_none() {
+            bail!(
+                "{}, not 0, the container's root: start the map at 0, like {flag} 0:{}:{}",
+                ranges(flag, kind, map),
+                map.outside,
+                map.count
+            );
+        }
+    }
+    let Some(user) = user else { return Ok(()) };
+    if uid_map.to_host(user.uid).is_none() {
+        bail!(
+            "--user {} is not mapped: {}; use a uid in that range, or a wider --uidmap",
+            shown_user(user),
+            ranges("--uidmap", "uids", uid_map)
+        );
+    }
+    if gid_map.to_host(user.gid).is_none() {
+        bail!(
+            "--user {}: gid {} is not mapped: {}; use a gid in that range, or a wider --gidmap",
+            shown_user(user),
+            user.gid,
+            ranges("--gidmap", "gids", gid_map)
+        );
+    }
+    Ok(())
+}
+
+/// A map as `--uidmap` takes it: `0:100000:65536`.
+fn flag_value(map: &IdMap) -> String {
+    format!("{}:{}:{}", map.inside, map.outside, map.count)
+}
+
+fn shown_user(user: User) -> String {
+    if user.uid == user.gid { user.uid.to_string() } else { format!("{}:{}", user.uid, user.gid) }
+}
+
+/// The devpts options for a container's /dev/pts. `gid=5` (the `tty` group
+/// of most images) makes new terminals owned by that group, but the kernel
+/// refuses the mount (EINVAL) when gid 5 has no mapping in the user
+/// namespace, as with `--gidmap 0:0:1`: then the terminals keep the gid of
+/// the process that opens them.
+pub fn devpts_options(gid_map: &IdMap, userns_host: bool) -> &'static str {
+    if userns_host || gid_map.to_host(5).is_some() {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
     }
 }
 
@@ -154,5 +218,40 @@ mod tests {
         assert_eq!(parse_user("1000"), Ok(User { uid: 1000, gid: 1000 }));
         assert_eq!(parse_user("1:2"), Ok(User { uid: 1, gid: 2 }));
         assert!(parse_user("nobody").is_err());
+    }
+
+    #[test]
+    fn maps_that_overflow_are_refused() {
+        assert!(parse_id_map("4294967295:100000:2").is_err());
+        assert!(parse_id_map("0:4294967295:2").is_err());
+    }
+
+    #[test]
+    fn a_user_outside_the_map_is_refused_naming_the_map() {
+        let user = |uid, gid| Some(User { uid, gid });
+        assert!(check_user(user(65535, 65535), false, &DEFAULT_MAP, &DEFAULT_MAP).is_ok());
+        assert!(check_user(None, false, &DEFAULT_MAP, &DEFAULT_MAP).is_ok());
+        let err = check_user(user(70000, 70000), false, &DEFAULT_MAP, &DEFAULT_MAP).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--user 70000 is not mapped: --uidmap 0:100000:65536 maps container uids 0-65535; use a uid in that range, or a wider --uidmap"
+        );
+        let err = check_user(user(1000, 70000), false, &DEFAULT_MAP, &DEFAULT_MAP).unwrap_err().to_string();
+        assert!(err.starts_with("--user 1000:70000: gid 70000 is not mapped: --gidmap 0:100000:65536"), "{err}");
+        // Without a user namespace there is no map.
+        assert!(check_user(user(70000, 70000), true, &DEFAULT_MAP, &DEFAULT_MAP).is_ok());
+        let one = IdMap { inside: 0, outside: 0, count: 1 };
+        assert!(check_user(user(1, 0), false, &one, &one).unwrap_err().to_string().contains("uids 0-0"));
+        let rootless = IdMap { inside: 1, outside: 100_000, count: 10 };
+        let err = check_user(None, false, &rootless, &DEFAULT_MAP).unwrap_err().to_string();
+        assert!(err.contains("--uidmap 1:100000:10 maps container uids 1-10, not 0"), "{err}");
+    }
+
+    #[test]
+    fn devpts_gets_gid_5_only_where_it_is_mapped() {
+        let one = IdMap { inside: 0, outside: 0, count: 1 };
+        assert!(devpts_options(&DEFAULT_MAP, false).ends_with(",gid=5"));
+        assert!(!devpts_options(&one, false).contains("gid="));
+        assert!(devpts_options(&one, true).ends_with(",gid=5"));
     }
 }

@@ -146,6 +146,9 @@ fn main() {
 
 fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
+    // Bad input is refused before anything is created.
+    common::cli::check_container_dir(&args.container_dir)?;
+    common::ids::check_user(args.user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
     let container = Container::create(&args.container_dir)?;
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
@@ -300,7 +303,7 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
         &dev.join("pts"),
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+        Some(common::ids::devpts_options(&args.gidmap, args.userns.is_some()))
     ))?;
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.

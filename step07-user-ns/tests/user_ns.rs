@@ -3,6 +3,7 @@
 //! 14 capabilities, no_new_privs, and `--user`.
 
 use std::os::unix::fs::MetadataExt;
+use std::process::Command;
 
 use common::testing;
 use common::testing::Sandbox;
@@ -147,3 +148,49 @@ as_root!(
     testing::check_no_host_mount_while_running(STEP, &["--userns=host"])
 );
 as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));
+/// Asserts Docker's answer to bad input, and that nothing was created: the
+/// run stopped before the image step (the sandbox has no image directory
+/// yet), so before any container directory or mount.
+fn assert_refused(sandbox: &Sandbox, command: Command, names: &[&str]) {
+    let output = testing::finished(command, sandbox);
+    let err = testing::stderr(&output);
+    assert_eq!(testing::code(&output), 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    for name in names {
+        assert!(err.contains(name), "the error does not name {name:?}: {err}");
+    }
+    assert!(!sandbox.images.exists(), "a refused run got as far as the image: {err}");
+    assert!(!sandbox.containers.exists(), "a refused run created the container directory: {err}");
+}
+
+as_root!(a_user_outside_the_map_is_refused_naming_the_map, {
+    let sandbox = Sandbox::new();
+    let command = STEP.command(&sandbox, &["--user", "70000", "true"]);
+    let map = "--user 70000 is not mapped: --uidmap 0:100000:65536 maps container uids 0-65535";
+    assert_refused(&sandbox, command, &[map, "use a uid in that range"]);
+    let command = STEP.command(&sandbox, &["--user", "1000:70000", "true"]);
+    assert_refused(&sandbox, command, &["--user 1000:70000: gid 70000 is not mapped", "--gidmap 0:100000:65536"]);
+    let command = STEP.command(&sandbox, &["--uidmap", "1:100000:65536", "true"]);
+    assert_refused(&sandbox, command, &["--uidmap 1:100000:65536", "not 0, the container's root"]);
+});
+
+as_root!(without_a_user_namespace_any_user_goes, {
+    let sandbox = Sandbox::new();
+    let output = STEP.run(&sandbox, &["--userns", "host", "--user", "70000:70001", "id", "-u"]);
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "70000\n");
+});
+
+as_root!(a_one_id_map_runs_with_its_own_devpts, {
+    // gid 5 (tty) is not mapped by --gidmap 0:0:1: devpts is mounted without gid=5.
+    let sandbox = Sandbox::new();
+    for extra in [&[][..], &["--no-idmap"][..]] {
+        let mut args = vec!["--uidmap", "0:0:1", "--gidmap", "0:0:1"];
+        args.extend(extra);
+        args.extend(["sh", "-c", "cat /proc/self/gid_map && grep -c ' - devpts ' /proc/self/mountinfo"]);
+        let output = STEP.run(&sandbox, &args);
+        assert_ended(STEP, &output, 0, "exited with status 0");
+        let out = stdout(&output);
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0", "1", "1"], "with {extra:?}");
+    }
+});

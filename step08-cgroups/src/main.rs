@@ -125,20 +125,20 @@ struct Args {
     /// Drop a capability from Docker's default set (repeatable; ALL for every one)
     #[arg(long, value_name = "NAME", value_parser = common::ids::parse_capability)]
     cap_drop: Vec<String>,
-    /// Memory limit (bytes, or with k, m or g: 64m)
-    #[arg(short = 'm', long, value_name = "SIZE", value_parser = common::cli::parse_size)]
-    memory: Option<u64>,
-    /// Memory plus swap limit (needs --memory; -1 for unlimited swap)
+    /// Memory limit (bytes, or with k, m or g: 64m; at least 6m; 0 for no limit)
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = common::cli::parse_memory)]
+    memory: Option<i64>,
+    /// Memory plus swap limit (needs --memory; -1 for unlimited swap; default twice --memory)
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = common::cli::parse_swap)]
     memory_swap: Option<i64>,
     /// Relative CPU weight against other containers (default 1024)
     #[arg(long, value_name = "SHARES", value_parser = clap::value_parser!(u64).range(2..=262144))]
     cpu_shares: Option<u64>,
-    /// How many CPUs' worth of time the container may use (1.5)
+    /// How many CPUs' worth of time the container may use (1.5; 0 for no limit)
     #[arg(long, value_name = "CPUS", value_parser = common::cli::parse_cpus)]
     cpus: Option<f64>,
-    /// Most processes the container may have at once
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    /// Most processes the container may have at once (0 or -1 for no limit)
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = common::cli::parse_pids_limit)]
     pids_limit: Option<i64>,
     /// Keep the container's directory (upper, work, merged) after it ends
     #[arg(long)]
@@ -167,6 +167,11 @@ fn main() {
 
 fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
+    // Bad input is refused before anything is created.
+    common::cli::check_container_dir(&args.container_dir)?;
+    common::ids::check_user(args.user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    common::limits::check_memory(args.memory, args.memory_swap)?;
+    common::cgroup::check_usable(args.cpus)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
     let container = Container::create(&args.container_dir)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
@@ -200,20 +205,24 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         sys!(Cgroup::new_with_specified_controllers(hierarchies::auto(), &name, common::cgroup::controllers()));
     drop(lock);
     let cgroup = ContainerCgroup(created?);
+    common::cgroup::check_created(&cgroup.0)?;
     let v2 = cgroup.0.v2();
     let memory: &MemController = common::cgroup::controller(&cgroup.0)?;
-    if let Some(bytes) = args.memory {
-        sys!(memory.set_limit(bytes as i64))?;
+    // -m 0 is no limit, as in Docker.
+    let limit = args.memory.filter(|bytes| *bytes > 0);
+    if let Some(bytes) = limit {
+        sys!(memory.set_limit(bytes))?;
     }
-    // Without --memory-swap, Docker allows as much swap as memory (where the
-    // kernel accounts swap at all), so a machine with swap still OOM-kills.
-    let docker_default = args.memory.map(|bytes| 2 * bytes as i64).filter(|_| common::cgroup::swap_accounted(memory));
-    if let Some(total) = args.memory_swap.or(docker_default) {
-        let Some(bytes) = args.memory.filter(|bytes| total < 0 || *bytes as i64 <= total) else {
-            bail!("--memory-swap needs a --memory no larger than it: set both, like -m 64m --memory-swap 128m")
-        };
+    // Without --memory-swap (or with 0), Docker allows as much swap as memory
+    // (where the kernel accounts swap at all), so a machine with swap still
+    // OOM-kills. A limit too large to double is no swap limit at all (-1).
+    let docker_default =
+        limit.map(|bytes| bytes.checked_mul(2).unwrap_or(-1)).filter(|_| common::cgroup::swap_accounted(memory));
+    if let (Some(bytes), Some(total)) = (limit, args.memory_swap.filter(|total| *total != 0).or(docker_default)) {
+        // check_memory made sure that total is -1 or at least bytes, so
+        // total - bytes below is never negative.
         // v1 limits memory+swap together; v2 limits swap alone (as runc does).
-        let swap = if total < 0 || !v2 { total } else { total - bytes as i64 };
+        let swap = if total < 0 || !v2 { total } else { total - bytes };
         sys!(memory.set_memswap_limit(swap))?;
     }
     let cpu: &CpuController = common::cgroup::controller(&cgroup.0)?;
@@ -221,12 +230,13 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         // v1 cpu.shares is 2..262144; v2 cpu.weight is 1..10000 (runc's mapping).
         sys!(cpu.set_shares(if v2 { 1 + ((shares - 2) * 9999) / 262142 } else { shares }))?;
     }
-    if let Some(cpus) = args.cpus {
+    if let Some(cpus) = args.cpus.filter(|cpus| *cpus > 0.0) {
         let period = 100_000;
         sys!(cpu.set_cfs_quota_and_period(Some((cpus * period as f64) as i64), Some(period)))?;
     }
     let pids: &PidController = common::cgroup::controller(&cgroup.0)?;
-    if let Some(limit) = args.pids_limit {
+    // --pids-limit 0 and -1 are no limit, as in Docker (a new cgroup has none).
+    if let Some(limit) = args.pids_limit.filter(|limit| *limit > 0) {
         sys!(pids.set_pid_max(MaxValue::Value(limit)))?;
     }
     Ok(cgroup)
@@ -382,7 +392,7 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
         &dev.join("pts"),
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+        Some(common::ids::devpts_options(&args.gidmap, args.userns.is_some()))
     ))?;
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.

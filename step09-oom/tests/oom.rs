@@ -3,6 +3,7 @@
 //! setrlimit as the contrast, and OOM tuning options.
 
 use std::path::Path;
+use std::process::Command;
 
 use common::testing;
 use common::testing::Running;
@@ -197,3 +198,266 @@ as_root!(
     a_signal_during_extraction_stops_the_run_and_leaves_nothing,
     testing::check_signal_during_extraction_stops_the_run(STEP)
 );
+// ---------------------------------------------------------------------------
+// Bad input: Docker's answer is status 125 and one line that names the input
+// and the fix, and the run leaves nothing behind.
+
+/// Asserts Docker's answer to bad input, and that nothing was created: the
+/// run stopped before the image step (the sandbox has no image directory
+/// yet), so before any container directory, mount or cgroup.
+fn assert_refused(sandbox: &Sandbox, command: Command, names: &[&str]) {
+    let output = testing::finished(command, sandbox);
+    let err = testing::stderr(&output);
+    assert_eq!(testing::code(&output), 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.chars().count() <= 301, "longer than 300 characters: {err}");
+    for name in names {
+        assert!(err.contains(name), "the error does not name {name:?}: {err}");
+    }
+    assert!(!sandbox.images.exists(), "a refused run got as far as the image: {err}");
+    assert!(!sandbox.containers.exists(), "a refused run created the container directory: {err}");
+}
+
+/// `BINARY run --image-dir … --container-dir DIR ARGS…`, for a container
+/// directory other than the sandbox's.
+fn with_container_dir(sandbox: &Sandbox, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(STEP.binary);
+    command.arg("run").arg("--image-dir").arg(&sandbox.images).arg("--container-dir").arg(dir).args(args);
+    command
+}
+
+/// `command`, run by `sh -c SETUP` in a mount namespace of its own, so that
+/// what SETUP mounts or unmounts is never seen by the host or other tests.
+fn after_private_mounts(setup: &str, command: Command) -> Command {
+    let mut private = Command::new("unshare");
+    private.args(["--mount", "--propagation", "private", "sh", "-c", &format!("{setup} && exec \"$@\""), "sh"]);
+    private.arg(command.get_program()).args(command.get_args());
+    private
+}
+
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// Says loudly that a test does not apply to this host's cgroup layout
+/// (written to the real stderr, which the harness does not capture).
+fn skipped(test: &str, why: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("SKIPPED {test}: {why}\n").as_bytes());
+}
+
+as_root!(memory_below_dockers_minimum_or_too_large_is_refused, {
+    let sandbox = Sandbox::new();
+    assert_refused(&sandbox, STEP.command(&sandbox, &["-m", "4m", "true"]), &["--memory", "\"4m\"", "at least 6m"]);
+    // 2^63 bytes and more used to wrap into a negative limit.
+    for args in [["-m", "8589934592g"], ["--memory-swap", "9223372036854775808"]] {
+        let command = STEP.command(&sandbox, &[args[0], args[1], "true"]);
+        assert_refused(&sandbox, command, &[args[1], "too large", "at most 8589934591g"]);
+    }
+});
+
+as_root!(a_memory_limit_too_large_to_double_gets_unlimited_swap, {
+    let sandbox = Sandbox::new();
+    let output = STEP.run(&sandbox, &["-m", "8589934591g", "true"]);
+    assert_ended(STEP, &output, 0, "exited with status 0");
+});
+
+as_root!(zero_and_minus_one_mean_no_limit, {
+    let sandbox = Sandbox::new();
+    for pids in ["0", "-1"] {
+        let args = ["-m", "0", "--cpus", "0", "--pids-limit", pids, "sh", "-c", "echo ready && read line"];
+        let running = Running::start(STEP.command(&sandbox, &args), "ready");
+        let dirs = testing::cgroup_dirs(testing::container_init(running.pid()));
+        let read = |file: &str| {
+            let dir =
+                dirs.iter().find(|dir| dir.join(file).exists()).unwrap_or_else(|| panic!("no {file} in {dirs:?}"));
+            std::fs::read_to_string(dir.join(file)).unwrap().trim().to_string()
+        };
+        if cgroup_v2() {
+            assert_eq!(read("memory.max"), "max");
+            assert_eq!(read("cpu.max"), "max 100000");
+        } else {
+            // The largest value a v1 memory cgroup holds, rounded to pages.
+            assert!(read("memory.limit_in_bytes").parse::<u64>().unwrap() > 1 << 62);
+            assert_eq!(read("cpu.cfs_quota_us"), "-1");
+        }
+        assert_eq!(read("pids.max"), "max", "--pids-limit {pids}");
+        assert_ended(STEP, &running.finish(), 0, "exited with status 0");
+    }
+});
+
+as_root!(cpus_above_the_hosts_are_refused_with_dockers_range, {
+    let sandbox = Sandbox::new();
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpus = (0..nix::sched::CpuSet::count()).filter(|cpu| set.is_set(*cpu).unwrap()).count();
+    let above = format!("{}.5", cpus);
+    let range = format!("the range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available");
+    assert_refused(&sandbox, STEP.command(&sandbox, &["--cpus", &above, "true"]), &["--cpus", &above, &range]);
+});
+
+as_root!(pids_limit_below_minus_one_is_refused, {
+    let sandbox = Sandbox::new();
+    assert_refused(
+        &sandbox,
+        STEP.command(&sandbox, &["--pids-limit", "-2", "true"]),
+        &["--pids-limit", "-2", "0 or -1"],
+    );
+});
+
+as_root!(memory_swap_below_memory_is_refused_before_anything_is_created, {
+    let sandbox = Sandbox::new();
+    let command = STEP.command(&sandbox, &["-m", "64m", "--memory-swap", "32m", "true"]);
+    assert_refused(&sandbox, command, &["-m 64m --memory-swap 32m", "set both"]);
+});
+
+as_root!(a_user_outside_the_map_is_refused_before_anything_is_created, {
+    let sandbox = Sandbox::new();
+    let command = STEP.command(&sandbox, &["--user", "70000", "true"]);
+    assert_refused(
+        &sandbox,
+        command,
+        &["--user 70000 is not mapped: --uidmap 0:100000:65536 maps container uids 0-65535"],
+    );
+});
+
+as_root!(a_missing_cgroup_controller_is_named, {
+    let sandbox = Sandbox::new();
+    let setup = if cgroup_v2() {
+        let fake = sandbox.dir.path().join("cgroup.controllers");
+        std::fs::write(&fake, "cpu memory\n").unwrap();
+        format!("mount --bind {} /sys/fs/cgroup/cgroup.controllers", fake.display())
+    } else {
+        "umount -l /sys/fs/cgroup/pids".to_string()
+    };
+    let command = after_private_mounts(&setup, STEP.command(&sandbox, &["true"]));
+    assert_refused(
+        &sandbox,
+        command,
+        &["pids", if cgroup_v2() { "offers no pids controller" } else { "mount -t cgroup -o pids" }],
+    );
+});
+
+/// On a hybrid host, the cgroup v2 tree mounted at /sys/fs/cgroup/unified
+/// (whose controllers the v1 hierarchies hold), when the host has one.
+fn unified_without_controllers() -> Option<&'static Path> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let offered = std::fs::read_to_string(unified.join("cgroup.controllers")).ok()?;
+    (!cgroup_v2() && !offered.split_whitespace().any(|name| name == "memory")).then_some(unified)
+}
+
+as_root!(a_cgroup_v2_without_the_controllers_is_named, {
+    // Seen through a private mount namespace, the hybrid host's v2 tree is
+    // all there is: a real cgroup2 filesystem that offers no memory.
+    let Some(unified) = unified_without_controllers() else {
+        return skipped("a_cgroup_v2_without_the_controllers_is_named", "needs a hybrid cgroup host");
+    };
+    let sandbox = Sandbox::new();
+    let setup = format!("mount --bind {} /sys/fs/cgroup", unified.display());
+    let command = after_private_mounts(&setup, STEP.command(&sandbox, &["true"]));
+    assert_refused(&sandbox, command, &["cgroup v2 at /sys/fs/cgroup offers no memory controller"]);
+});
+
+as_root!(a_cgroup_that_got_no_controller_is_named_and_removed, {
+    // The same tree, with a cgroup.controllers that claims them: the cgroup
+    // is made, cgroups-rs cannot enable the controllers for it (and does not
+    // say so), and the run fails, naming the controller, and removes it.
+    let Some(unified) = unified_without_controllers() else {
+        return skipped("a_cgroup_that_got_no_controller_is_named_and_removed", "needs a hybrid cgroup host");
+    };
+    let sandbox = Sandbox::new();
+    let fake = sandbox.dir.path().join("cgroup.controllers");
+    std::fs::write(&fake, "cpu memory pids\n").unwrap();
+    let setup = format!(
+        "mount --bind {} /sys/fs/cgroup && mount --bind {} /sys/fs/cgroup/cgroup.controllers",
+        unified.display(),
+        fake.display()
+    );
+    let output = testing::finished(after_private_mounts(&setup, STEP.command(&sandbox, &["true"])), &sandbox);
+    let err = testing::stderr(&output);
+    assert_eq!(testing::code(&output), 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains("got no memory controller") && err.contains("cgroup.subtree_control"), "{err}");
+    let parent = unified.join(common::CGROUP_PARENT);
+    assert!(!parent.exists(), "{} was left behind", parent.display());
+});
+
+as_root!(a_controller_the_kernel_disabled_is_named, {
+    if cgroup_v2() {
+        // cgroup.controllers is the only list on v2: see a_missing_cgroup_controller_is_named.
+        return skipped("a_controller_the_kernel_disabled_is_named", "cgroup v1 only");
+    }
+    let sandbox = Sandbox::new();
+    let cgroups = std::fs::read_to_string("/proc/cgroups").unwrap();
+    let disabled: String =
+        cgroups
+            .lines()
+            .map(|line| {
+                if line.starts_with("pids\t") { format!("{}0\n", &line[..line.len() - 1]) } else { format!("{line}\n") }
+            })
+            .collect();
+    let fake = sandbox.dir.path().join("cgroups");
+    std::fs::write(&fake, disabled).unwrap();
+    let setup = format!("mount --bind {} /proc/cgroups", fake.display());
+    let command = after_private_mounts(&setup, STEP.command(&sandbox, &["true"]));
+    assert_refused(&sandbox, command, &["pids cgroup controller is disabled", "cgroup_disable=pids"]);
+});
+
+as_root!(something_mounted_over_a_cgroup_hierarchy_is_named, {
+    if cgroup_v2() {
+        // One hierarchy, found at /sys/fs/cgroup by its filesystem type.
+        return skipped("something_mounted_over_a_cgroup_hierarchy_is_named", "cgroup v1 only");
+    }
+    let sandbox = Sandbox::new();
+    let command =
+        after_private_mounts("mount -t tmpfs dfs-over /sys/fs/cgroup/pids", STEP.command(&sandbox, &["true"]));
+    assert_refused(&sandbox, command, &["/sys/fs/cgroup/pids is not a cgroup filesystem", "unmount it"]);
+});
+
+as_root!(a_read_only_container_dir_is_refused_and_leaves_nothing, {
+    let sandbox = Sandbox::new();
+    let read_only = sandbox.dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    let containers = read_only.join("containers");
+    let setup = format!("mount -t tmpfs -o ro dfs-read-only {}", read_only.display());
+    let command = after_private_mounts(&setup, with_container_dir(&sandbox, &containers, &["true"]));
+    let expected =
+        format!("--container-dir {}: {} is on a read-only filesystem", containers.display(), read_only.display());
+    assert_refused(&sandbox, command, &[&expected, "writable"]);
+    assert_eq!(std::fs::read_dir(&read_only).unwrap().count(), 0);
+});
+
+as_root!(a_container_dir_through_a_file_is_refused_and_leaves_nothing, {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let containers = file.join("containers");
+    let expected = format!("{} is not a directory", file.display());
+    assert_refused(&sandbox, with_container_dir(&sandbox, &containers, &["true"]), &[&expected]);
+});
+
+as_root!(an_error_line_is_short_and_escaped, {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let containers = file.join(format!("new\nline\u{1b}[31m{}", "é".repeat(400)));
+    // The start (the flag), the escapes and the end (the fix) all survive.
+    let names = ["--container-dir", "new\\nline\\u{1b}[31m", " … ", "is not a directory"];
+    assert_refused(&sandbox, with_container_dir(&sandbox, &containers, &["true"]), &names);
+});
+
+as_root!(a_ulimit_above_the_runtimes_hard_limit_names_the_limit, {
+    let sandbox = Sandbox::new();
+    // The runtime inherits the test's limits.
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let above = format!("nofile={}", hard + 1);
+    let names = [format!("--ulimit {above}"), format!("use at most {hard}")];
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_refused(&sandbox, STEP.command(&sandbox, &["--ulimit", &above, "true"]), &names);
+    let command = STEP.command(&sandbox, &["--ulimit", "nofile=unlimited", "true"]);
+    assert_refused(&sandbox, command, &["--ulimit nofile=unlimited", "fs.nr_open"]);
+    // Lowering is what a container may do.
+    let output = STEP.run(&sandbox, &["--ulimit", "nofile=64:128", "cat", "/proc/self/limits"]);
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let line = out.lines().find(|line| line.starts_with("Max open files")).expect("no open files limit");
+    assert_eq!(line.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["64", "128"], "{line}");
+});
