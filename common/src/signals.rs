@@ -2,10 +2,12 @@
 //!
 //! SIGTERM, SIGHUP and SIGINT are caught from the first line of `main`
 //! ([`defer_termination`]). One that arrives while the runtime is still
-//! extracting an image or setting a container up is remembered: the slow
-//! loops (extraction, copies) ask [`check`] and stop, the start is abandoned,
-//! and the runtime removes what it had made and leaves with 128+N. Once the
-//! container has been handed over ([`forward_to`]), SIGTERM and SIGHUP are
+//! extracting an image or copying one is remembered: the slow loops ask
+//! [`check`] and stop, the start is abandoned, and the runtime removes what
+//! it had made and leaves with 128+N. One that arrives while the container
+//! is being set up is passed on as soon as its first process exists, and that
+//! process, which has not exec'd yet, gives up. Once the container has been
+//! handed over ([`forward_to`]), SIGTERM and SIGHUP are
 //! passed on to it, as `docker run` does; Ctrl-C and Ctrl-\ already reach the
 //! whole foreground process group, container included, so the runtime ignores
 //! them and stays alive to clean up.
@@ -40,13 +42,15 @@ const TERMINATING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGIN
 extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: getpid(2) is async-signal-safe.
     if unsafe { libc::getpid() } != RUNTIME.load(Ordering::SeqCst) {
-        // A forked child before exec: behave as if no handler were installed.
-        // SAFETY: signal(2) and raise(3) are async-signal-safe.
+        // A forked child before exec: stop setting up. The default action
+        // ends it; as PID 1 of a new PID namespace, which the kernel does not
+        // let its own default actions kill, it leaves with 128+N instead.
+        // SAFETY: signal(2), raise(3) and _exit(2) are async-signal-safe.
         unsafe {
             libc::signal(signal, libc::SIG_DFL);
             libc::raise(signal);
+            libc::_exit(128 + signal);
         }
-        return;
     }
     let child = CHILD.load(Ordering::SeqCst);
     if child < 0 {
@@ -111,8 +115,9 @@ pub fn check() -> Result<()> {
 }
 
 /// Called by the parent once the container's first process exists: from now
-/// on SIGTERM and SIGHUP go to it. When a signal arrived during the start,
-/// the container is killed instead, and the run ends with [`Interrupted`].
+/// on SIGTERM and SIGHUP go to it. A signal that arrived since the last
+/// [`check`] is passed on now: a child still setting up stops at once
+/// (see `on_signal`), and so the run ends and the runtime cleans up.
 pub fn forward_to(child: Pid) -> Result<()> {
     // SAFETY: pidfd_open(2) returns a new file descriptor, or -1.
     let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) })
@@ -126,8 +131,7 @@ pub fn forward_to(child: Pid) -> Result<()> {
     CHILD.store(pidfd.as_raw_fd(), Ordering::SeqCst);
     std::mem::forget(pidfd);
     if let Some(signal) = interrupted() {
-        let _ = kill(child, Signal::SIGKILL);
-        return Err(Interrupted(signal).into());
+        let _ = kill(child, signal);
     }
     Ok(())
 }
