@@ -204,7 +204,11 @@ fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path
     }
     let copy = common::image::mapped_copy(image, &args.uidmap, &args.gidmap)?;
     common::trace::note(&format!("image: chowned copy {}", copy.display()));
-    sys!(mount(Some(&copy), lower, None::<&str>, MsFlags::MS_BIND, None::<&str>))
+    sys!(mount(Some(copy.path()), lower, None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+    // The container runs on the copy: it stays marked in use until the
+    // runtime exits, so a `cleanup` meanwhile leaves it alone.
+    std::mem::forget(copy);
+    Ok(())
 }
 
 /// A view of the image in which the owners are translated through the
