@@ -17,7 +17,9 @@
 #   Rust              only when cargo is missing: Debian/Ubuntu's `rustup`
 #                     package if the distribution has it, else its `cargo`
 # scripts/vm-test.sh installs what it needs itself (qemu, a kernel), so a
-# machine that never runs the VM test does not get them.
+# machine that never runs the VM test does not get them. scripts/run-all.sh
+# installs busybox-static and build-essential itself when they are missing,
+# so on a machine that has Rust, `sudo scripts/run-all.sh` alone is enough.
 #
 # Idempotent: what is already there is left alone, and apt-get update only
 # runs when a package is actually missing.

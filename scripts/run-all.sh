@@ -6,6 +6,9 @@
 # Output:  one line per check, `PASS step03-mount-ns: /dev/null is char 1:3`
 #          or `FAIL ...` followed by indented details, a `TIME` line per step,
 #          and last `N passed, M failed`. Exits 1 when anything failed.
+# Set-up:  on Debian and Ubuntu, what the steps need and this machine lacks is
+#          installed first with apt-get: busybox-static (the default image is
+#          built from it) and, when this script builds, build-essential.
 #
 # Environment:
 #   BIN_DIR    directory with prebuilt step binaries; when unset, this script
@@ -65,6 +68,35 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# --- what the steps need on this machine ---------------------------------------
+
+# On Debian and Ubuntu, what is missing is installed (this script runs as
+# root): the static busybox that the steps from step02 build their default
+# image from, and, when this script builds the steps itself, the C toolchain
+# cargo links with. Without apt (scripts/vm-test.sh runs this script under
+# busybox, where everything is already there) nothing is installed, and a
+# missing piece fails its check with the runtime's message, which names the fix.
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+if command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
+    missing=
+    if [ -z "${BIN_DIR:-}" ] && ! command -v cc >/dev/null; then
+        missing="$missing build-essential"
+    fi
+    case "$selected" in
+    *step0[2-9]-*) installed busybox-static || missing="$missing busybox-static" ;;
+    esac
+    if [ -n "$missing" ]; then
+        say "installing$missing (apt-get update, then apt-get install$missing)"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
+            ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2; then
+            say "installing$missing failed: run apt-get install$missing, then $0 again"
+            exit 1
+        fi
+    fi
+fi
+
 # --- the binaries -------------------------------------------------------------
 
 if [ -z "${BIN_DIR:-}" ]; then
@@ -72,6 +104,7 @@ if [ -z "${BIN_DIR:-}" ]; then
         say "cargo not found on root's PATH: build as yourself with"
         say "  cargo build --release --workspace"
         say "then run: sudo BIN_DIR=target/release $0"
+        say "(no Rust on this machine at all? sh scripts/provision.sh installs it)"
         exit 1
     fi
     say "cargo build --release --workspace"

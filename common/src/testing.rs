@@ -27,6 +27,18 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Fails the test with one line naming the command that fixes it when this
+/// machine cannot build the default image. A sandbox starts without images,
+/// so a test's first run builds it from the host's static busybox; without
+/// one, every check would fail further down with the runtime's exit 125.
+pub fn require_default_image() {
+    static FOUND: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let found = FOUND.get_or_init(|| crate::image::find_static_busybox().map(drop).map_err(|err| format!("{err:#}")));
+    if let Err(err) = found {
+        panic!("cannot run this test: {err}");
+    }
+}
+
 /// A temporary state directory for one test, removed when dropped.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -51,6 +63,9 @@ impl Sandbox {
 
     /// `BINARY run --image-dir … --container-dir … ARGS…`.
     pub fn command(&self, binary: &str, args: &[&str]) -> Command {
+        if !args.contains(&"--image") {
+            require_default_image();
+        }
         let mut command = Command::new(binary);
         command.arg("run").arg("--image-dir").arg(&self.images).arg("--container-dir").arg(&self.containers).args(args);
         command

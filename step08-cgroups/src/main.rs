@@ -305,7 +305,11 @@ fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path
     }
     let copy = common::image::mapped_copy(image, &args.uidmap, &args.gidmap)?;
     common::trace::note(&format!("image: chowned copy {}", copy.display()));
-    detached_image(&copy, None)
+    // The container runs on the copy: it stays marked in use until the
+    // runtime exits, so a `cleanup` meanwhile leaves it alone.
+    let tree = detached_image(&copy, None);
+    std::mem::forget(copy);
+    tree
 }
 
 /// The image as a detached mount (open_tree(2)): attached nowhere yet, and
