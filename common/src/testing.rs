@@ -954,6 +954,9 @@ pub fn write_big_image(path: &Path, files: usize) {
         header.set_entry_type(kind);
         header.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
         header.set_size(data.len() as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
         builder.append_data(&mut header, name, data).unwrap();
     };
     for dir in ["proc", "sys", "dev", "bin", "data"] {
