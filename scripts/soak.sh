@@ -22,8 +22,10 @@
 #
 # Phases:
 #   warm-up  one run each of the default, --userns=host and --no-idmap modes,
-#            so that the image is built and extracted and the uid-shifted copy
-#            made: the image cache is part of the "before" state
+#            so that the image is built and extracted, then `cleanup` (which
+#            may empty the image cache of the uid-shifted copy, but must find
+#            no container) and a second `cleanup` that must find nothing: the
+#            image cache as cleanup leaves it is part of the "before" state
 #   A        N_SEQ runs in a row; every one must exit 0. Prints the elapsed time,
 #            the mean per run, and the mean of the first 100 against the last
 #            100 (the cost of a run must not grow).
@@ -102,6 +104,14 @@ CONTAINERS=$T/containers
 LOG=$T/log
 mkdir -m 0700 "$LOG"
 DIRS=(--image-dir "$IMAGES" --container-dir "$CONTAINERS")
+# The soak runs a copy: a rebuild of target/ during the soak (cargo build in
+# another shell) must not mix two builds in one result.
+mkdir -m 0700 "$T/bin"
+cp "$BIN" "$T/bin/step09-oom" || die "cannot copy $BIN"
+BIN_ORIG=$BIN
+BIN=$T/bin/step09-oom
+NEVER=$LOG/never # a FIFO no one writes: `read -t` on it sleeps without a fork
+mkfifo "$NEVER"
 IDS=$LOG/ids # every container id of this soak, one a line
 : >"$IDS"
 LIVE=() # runtimes started in the background and not yet waited for
@@ -115,7 +125,7 @@ fail() {
 # Whether pid is one of this soak's runtimes: its command line names $T.
 ours() {
     local args=()
-    mapfile -d '' -t args <"/proc/$1/cmdline" 2>/dev/null || return 1
+    mapfile -d '' -t args 2>/dev/null <"/proc/$1/cmdline" || return 1
     [[ " ${args[*]} " == *" $T/"* ]]
 }
 
@@ -177,7 +187,7 @@ declare -A LABEL=(
     [mounts_all]="mounts, all (this mount ns)"
     [cgroups_all]="docker-from-scratch cgroup dirs, all"
     [procs_step09]="processes mentioning step09-oom, all"
-    [procs_all]="processes, all"
+    [procs_all]="processes, all (no kernel threads)"
     [zombies_all]="  of which exited, not yet reaped"
     [file_nr]="open files system-wide (file-nr)"
 )
@@ -213,21 +223,21 @@ snapshot() {
         p=${p#/proc/}
         [[ $p == "$$" ]] && continue
         args=()
-        mapfile -d '' -t args <"/proc/$p/cmdline" 2>/dev/null || continue
+        mapfile -d '' -t args 2>/dev/null <"/proc/$p/cmdline" || continue
         line="$p ${args[*]}"
         if ((${#args[@]} == 0)); then # a kernel thread, or a process that exited
             comm=
-            read -r comm <"/proc/$p/stat" 2>/dev/null
+            read -r comm 2>/dev/null <"/proc/$p/stat"
             # pid (comm) state ppid ...: keep "[comm] state ppid N"
-            [[ $comm =~ \((.*)\)\ ([A-Za-z])\ ([0-9]+) ]] &&
-                comm="[${BASH_REMATCH[1]}] ${BASH_REMATCH[2]} ppid ${BASH_REMATCH[3]}"
-            line="$p ${comm:-[?]}"
+            [[ $comm =~ \((.*)\)\ ([A-Za-z])\ ([0-9]+) ]] || continue
+            [[ $p == 2 || ${BASH_REMATCH[3]} == 2 ]] && continue # kernel threads are not counted
+            line="$p [${BASH_REMATCH[1]}] ${BASH_REMATCH[2]} ppid ${BASH_REMATCH[3]}"
         fi
         echo "$line" >>"$out.procs_all"
         [[ " ${args[*]} " == *" $T/"* ]] && echo "$line" >>"$out.procs_ours"
         [[ ${args[*]} == *step09-oom* ]] && echo "$line" >>"$out.procs_step09"
         lines=()
-        mapfile -t lines <"/proc/$p/cgroup" 2>/dev/null
+        mapfile -t lines 2>/dev/null <"/proc/$p/cgroup"
         for cg in "${lines[@]}"; do
             if [[ $cg =~ docker-from-scratch/([0-9a-f]{12}) ]]; then
                 id=${BASH_REMATCH[1]}
@@ -262,10 +272,12 @@ compare() {
         if [[ -n ${CHECKED[$row]:-} ]]; then
             echo "soak: ${LABEL[$row]}: $a ${V[$a,$row]}, $b ${V[$b,$row]}; what differs (< $a, > $b):"
         else
-            echo "soak: (not checked) ${LABEL[$row]}: $a ${V[$a,$row]}, $b ${V[$b,$row]}; none of it names" \
-                "this soak's dir or containers, so it is other activity on the host:"
+            local note="none of them names this soak's dir or containers: other activity on the host"
+            [[ $row == procs_* ]] && note="no live process of this soak's is among them (checked above);
+        exited ones (Z, ppid 1: containers killed with their runtime) wait for PID 1 to reap them"
+            echo "soak: (not checked) ${LABEL[$row]}: $a ${V[$a,$row]}, $b ${V[$b,$row]}; $note:"
         fi
-        diff "$LOG/snap.$a.$row" "$LOG/snap.$b.$row" | grep '^[<>]' | head -n 20 | sed 's/^/        /'
+        diff "$LOG/snap.$a.$row" "$LOG/snap.$b.$row" | grep '^[<>]' | head -n 30 | cut -c1-160 | sed 's/^/        /'
     done
     return $bad
 }
@@ -305,8 +317,9 @@ else
     cgroup_mode="v1 (legacy)"
 fi
 say "machine: $(nproc) CPUs, kernel $(uname -r), cgroup $cgroup_mode"
-say "binary: $BIN ($(date -r "$BIN" '+%F %T'))" \
-    "$(git -C "$repo" describe --always --dirty 2>/dev/null || true)"
+say "binary: $BIN_ORIG (built $(date -r "$BIN_ORIG" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-12));" \
+    "repository at $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?')"
+say "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "state: $T; N_SEQ=$N_SEQ N_PAR=$N_PAR N_KILL=$N_KILL KILL_PAR=$KILL_PAR"
 
 # --- warm-up: the image cache belongs to the "before" state --------------------
@@ -321,8 +334,16 @@ for mode in default --userns=host --no-idmap; do
     fi
 done
 record_ids "$LOG/warmup.err"
-say "warm-up: 3 runs (image built and extracted, uid-shifted copy made) in $(ms $(($(now_us) - t0))) ms"
-cleanup_finds_nothing "warm-up" || die "cannot start from a clean state"
+say "warm-up: 3 runs (image built and extracted) in $(ms $(($(now_us) - t0))) ms"
+# A first cleanup may empty the image cache (an unused uid-shifted copy):
+# the "before" state is the one cleanup leaves. Runs that ended normally
+# must have left no container behind.
+out=$("$BIN" cleanup "${DIRS[@]}" 2>&1) || die "cleanup failed: $out"
+say "warm-up: cleanup: $out"
+if grep -qe "$CONTAINERS" -e cgroup <<<"$out"; then
+    fail "warm-up: runs that ended normally left something for cleanup"
+fi
+cleanup_finds_nothing "warm-up (second cleanup)" || die "cannot start from a clean state"
 
 snapshot before
 say "before: $(for row in "${ROWS[@]}"; do printf '%s=%s ' "$row" "${V[before,$row]}"; done)"
@@ -372,7 +393,7 @@ STATS_A="$STATS_A; $(sort -n "$LOG/A.us" | awk '
 say "A: $N_SEQ runs in $(ms "$elapsedA") ms: $STATS_A"
 cleanup_finds_nothing "A"
 snapshot afterA
-compare before afterA quiet || fail "A: the snapshot after phase A differs from before (see the table)"
+compare before afterA quiet || { compare before afterA; fail "A: the snapshot after phase A differs from before"; }
 
 # --- phase B: runs at once --------------------------------------------------------
 
@@ -385,6 +406,24 @@ for ((i = 1; i <= N_PAR; i++)); do
         </dev/null >"$LOG/B.$i.out" 2>"$LOG/B.$i.err" &
     pids+=($!)
     LIVE+=($!)
+done
+# While they run: how many containers are live at once (their directories),
+# and whether any of their mounts is visible here, in the host's mount
+# namespace (none should be: the image is attached inside the container's
+# own namespace). Sampled every 20 ms, without forking.
+live_max=0
+host_mounts_max=0
+for ((k = 0; k < 15; k++)); do
+    entries=("$CONTAINERS"/*)
+    [[ -e ${entries[0]} ]] || entries=()
+    ((${#entries[@]} > live_max)) && live_max=${#entries[@]}
+    mapfile -t mountinfo </proc/self/mountinfo
+    n=0
+    for line in "${mountinfo[@]}"; do
+        [[ $line == *"$T/"* ]] && n=$((n + 1))
+    done
+    ((n > host_mounts_max)) && host_mounts_max=$n
+    read -r -t 0.02 <>"$NEVER"
 done
 fails=0
 for ((i = 1; i <= N_PAR; i++)); do
@@ -399,10 +438,12 @@ LIVE=()
 elapsedB=$(($(now_us) - tB))
 ((fails > 5)) && fail "B: $fails runs in all did not exit 0"
 ((N_PAR > 0)) && record_ids "$LOG"/B.*.err
-say "B: $N_PAR runs at once in $(ms "$elapsedB") ms, $fails failed"
+say "B: $N_PAR runs at once in $(ms "$elapsedB") ms, $fails failed; up to $live_max containers live at once," \
+    "their mounts seen in the host's mount namespace meanwhile: $host_mounts_max"
+((host_mounts_max == 0)) || fail "B: $host_mounts_max mounts of running containers were visible on the host"
 cleanup_finds_nothing "B"
 snapshot afterB
-compare before afterB quiet || fail "B: the snapshot after phase B differs from before (see the table)"
+compare before afterB quiet || { compare before afterB; fail "B: the snapshot after phase B differs from before"; }
 
 # --- phase C: runtimes killed with SIGKILL, then cleanup ------------------------------
 
@@ -411,7 +452,7 @@ sleep100_pids() {
     local p args
     for p in /proc/[0-9]*; do
         args=()
-        mapfile -d '' -t args <"$p/cmdline" 2>/dev/null || continue
+        mapfile -d '' -t args 2>/dev/null <"$p/cmdline" || continue
         [[ ${#args[@]} == 2 && ${args[0]} == sleep && ${args[1]} == 100 ]] && echo "${p#/proc/}"
     done | sort -n
 }
@@ -424,10 +465,10 @@ has_sleep_descendant() {
         queue=("${queue[@]:1}")
         for f in /proc/"$p"/task/*/children; do
             kids=()
-            read -r -a kids <"$f" 2>/dev/null
+            read -r -a kids 2>/dev/null <"$f"
             for c in "${kids[@]}"; do
                 args=()
-                mapfile -d '' -t args <"/proc/$c/cmdline" 2>/dev/null
+                mapfile -d '' -t args 2>/dev/null <"/proc/$c/cmdline"
                 [[ ${args[*]:-} == "sleep 100" ]] && return 0
                 queue+=("$c")
             done
@@ -457,7 +498,7 @@ killer() {
         [[ -f $f ]] || continue
         while read -r line; do
             [[ $line == "runtime_pid $pid" ]] && stage=setup
-        done <"$f" 2>/dev/null
+        done 2>/dev/null <"$f"
     done
     has_sleep_descendant "$pid" && stage=running
     if ours "$pid"; then
@@ -510,8 +551,6 @@ phase_c() {
 
 say "C: $N_KILL runtimes of: step09-oom run -m 64m [--userns=host | --no-idmap] -- sleep 100," \
     "$KILL_PAR at a time, each killed with SIGKILL 0-300 ms (every other one: 0-60 ms) after its exec"
-NEVER=$LOG/never
-mkfifo "$NEVER"
 sleep100_pids >"$LOG/C.sleep100.before"
 : >"$LOG/C.stages"
 : >"$LOG/C.status"
@@ -574,6 +613,7 @@ echo
 compare before after || fail "the snapshot after the soak differs from before (see above)"
 
 echo
+say "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "summary: A $N_SEQ in a row: $(ms "$elapsedA") ms, $STATS_A"
 say "summary: B $N_PAR at once: $(ms "$elapsedB") ms"
 say "summary: C $N_KILL killed (${stages:-none}); cleanup removed $lines things; second cleanup: nothing; sleep 100 left: $leaks"

@@ -1003,3 +1003,19 @@ pub fn check_signal_during_extraction_stops_the_run(step: Step) {
         sandbox.assert_clean();
     }
 }
+
+/// What a container leaves in its writable layer cannot defeat the removal
+/// of its directory: a 2,100-deep tree (deeper than PATH_MAX) and names
+/// with newlines and non-UTF-8 bytes still end in a clean removal and the
+/// command's own exit status.
+pub fn check_hostile_tree_is_removed(step: Step) {
+    step.expect_images("check_hostile_tree_is_removed");
+    let sandbox = Sandbox::new();
+    // Two chains of 1,050 directories, each within PATH_MAX, one moved to
+    // the bottom of the other: 2,100 deep, more than any path can name.
+    let script = r#"cd /root && mkdir "$(printf 'new\nline')" "$(printf 'bad\377byte')" && p=d && i=1 &&
+        while [ $i -lt 1050 ]; do p=$p/d; i=$((i+1)); done && q=$(echo $p | tr d e) &&
+        mkdir -p $p $q && touch $q/deepest && mv e $p/ && exit 4"#;
+    let output = step.run(&sandbox, &["sh", "-c", script]);
+    assert_ended(step, &output, 4, "exited with status 4");
+}

@@ -193,3 +193,11 @@ fn a_signal_during_extraction_stops_the_run_and_leaves_nothing() {
     }
     testing::check_signal_during_extraction_stops_the_run(STEP);
 }
+
+#[test]
+fn a_deep_and_oddly_named_tree_is_removed() {
+    if !require_root("a_deep_and_oddly_named_tree_is_removed") {
+        return;
+    }
+    testing::check_hostile_tree_is_removed(STEP);
+}

@@ -51,7 +51,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run COMMAND in a new container
-    Run(Args),
+    Run(Box<Args>),
     /// Remove what killed runs left behind (never a live container's)
     Cleanup(common::cleanup::Args),
 }

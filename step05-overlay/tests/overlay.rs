@@ -276,3 +276,11 @@ fn a_command_that_asks_to_be_traced_is_let_go() {
     }
     testing::check_traceme_is_let_go(STEP);
 }
+
+#[test]
+fn a_deep_and_oddly_named_tree_is_removed() {
+    if !require_root("a_deep_and_oddly_named_tree_is_removed") {
+        return;
+    }
+    testing::check_hostile_tree_is_removed(STEP);
+}

@@ -194,3 +194,4 @@ as_root!(a_one_id_map_runs_with_its_own_devpts, {
         assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0", "1", "1"], "with {extra:?}");
     }
 });
+as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));

@@ -393,3 +393,4 @@ as_root!(an_error_line_is_short_and_escaped, {
     let names = ["--container-dir", "new\\nline\\u{1b}[31m", " … ", "is not a directory"];
     assert_refused(&sandbox, with_container_dir(&sandbox, &containers, &["true"]), &names);
 });
+as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));

@@ -461,3 +461,4 @@ as_root!(a_ulimit_above_the_runtimes_hard_limit_names_the_limit, {
     let line = out.lines().find(|line| line.starts_with("Max open files")).expect("no open files limit");
     assert_eq!(line.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["64", "128"], "{line}");
 });
+as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
