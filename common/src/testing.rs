@@ -1019,3 +1019,26 @@ pub fn check_hostile_tree_is_removed(step: Step) {
     let output = step.run(&sandbox, &["sh", "-c", script]);
     assert_ended(step, &output, 4, "exited with status 4");
 }
+
+/// A container that fills its disk (its container directory on a small
+/// tmpfs) still ends with its own exit status and a clean removal: removing
+/// by file descriptor needs no space.
+pub fn check_full_disk_is_removed(step: Step) {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    step.expect_images("check_full_disk_is_removed");
+    let sandbox = Sandbox::new();
+    let small = sandbox.dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    mount(Some("tmpfs"), &small, Some("tmpfs"), MsFlags::empty(), Some("size=16m,mode=0711")).unwrap();
+    let containers = small.join("containers");
+    let mut command = Command::new(step.binary);
+    command.args(["run", "--image-dir"]).arg(&sandbox.images).arg("--container-dir").arg(&containers);
+    command.args(["sh", "-c", "cat /dev/zero > /root/fill; df /root >&2; exit 6"]);
+    let output = command.output().unwrap();
+    let left: Vec<_> =
+        std::fs::read_dir(&containers).map(|dir| dir.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    umount2(&small, MntFlags::MNT_DETACH).unwrap();
+    assert_ended(step, &output, 6, "exited with status 6");
+    assert!(left.is_empty(), "left in the full container dir: {left:?}");
+    sandbox.assert_clean();
+}

@@ -164,3 +164,11 @@ fn a_deep_and_oddly_named_tree_is_removed() {
     }
     testing::check_hostile_tree_is_removed(STEP);
 }
+
+#[test]
+fn a_container_that_fills_its_disk_is_removed() {
+    if !require_root("a_container_that_fills_its_disk_is_removed") {
+        return;
+    }
+    testing::check_full_disk_is_removed(STEP);
+}

@@ -85,3 +85,4 @@ as_root!(cleanup_never_touches_a_live_container, testing::check_cleanup_spares_a
 as_root!(no_mount_of_a_running_container_is_on_the_host, testing::check_no_host_mount_while_running(STEP, &[]));
 as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
+as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));

@@ -195,3 +195,4 @@ as_root!(a_one_id_map_runs_with_its_own_devpts, {
     }
 });
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
+as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));

@@ -394,3 +394,4 @@ as_root!(an_error_line_is_short_and_escaped, {
     assert_refused(&sandbox, with_container_dir(&sandbox, &containers, &["true"]), &names);
 });
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
+as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));

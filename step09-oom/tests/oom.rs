@@ -462,3 +462,4 @@ as_root!(a_ulimit_above_the_runtimes_hard_limit_names_the_limit, {
     assert_eq!(line.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["64", "128"], "{line}");
 });
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
+as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
