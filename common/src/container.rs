@@ -33,19 +33,20 @@ pub struct Container {
 pub const STATE_FILE: &str = "state";
 
 impl Container {
-    /// A new id and an empty directory `<container_dir>/<id>`, mode 0711 so
-    /// that a container root mapped to another uid can still reach its own
-    /// files below it. `container_dir` is resolved once, here (relative
-    /// paths, symlinks, `..`): every later step uses the resolved path.
+    /// A new id and an empty directory `<container_dir>/<id>`, mode 0700:
+    /// no other host user may reach the container's files (a step with a
+    /// user namespace hands it to the container's mapped root).
+    /// `container_dir` is resolved once, here (relative paths, symlinks,
+    /// `..`): every later step uses the resolved path.
     pub fn create(container_dir: &Path) -> Result<Container> {
         let container_dir = crate::paths::resolve(container_dir, "--container-dir")?;
         let id = new_id()?;
         let staging = container_dir.join(format!(".{id}.creating"));
-        fs::DirBuilder::new().mode(0o711).create(&staging).with_context(|| {
+        fs::DirBuilder::new().mode(0o700).create(&staging).with_context(|| {
             format!("cannot create a directory in --container-dir {}: is it writable?", container_dir.display())
         })?;
         let made = lock(&staging, FlockArg::LockExclusiveNonblock).and_then(|alive| {
-            fs::set_permissions(&staging, fs::Permissions::from_mode(0o711))?;
+            fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
             fs::write(staging.join(STATE_FILE), State::of_this_run().to_string())
                 .with_context(|| format!("cannot write {}", staging.join(STATE_FILE).display()))?;
             let dir = container_dir.join(&id);

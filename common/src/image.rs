@@ -107,7 +107,7 @@ pub fn rootfs(image_dir: &Path, name: &str) -> Result<Image> {
     }
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o755)
+        .mode(0o700)
         .create(image_dir)
         .with_context(|| format!("cannot create the image directory {}", image_dir.display()))?;
     // Resolved once (relative paths, symlinks, `..`): the overlay's options
@@ -357,13 +357,14 @@ fn extract(tarball: &Path, image_dir: &Path, name: &str) -> Result<()> {
     trace::note(&format!("image: extracting {} into {}", tarball.display(), unpacked.display()));
     let staging = temporary(image_dir, name, "extracting");
     let made = fs::DirBuilder::new()
-        .mode(0o755)
+        .mode(0o700)
         .create(&staging)
-        .with_context(|| format!("mkdir({staging:?}, 0755) failed"))
+        .with_context(|| format!("mkdir({staging:?}, 0700) failed"))
         .and_then(|()| {
-            // The mode is the image's, whatever the umask: from step07 the
-            // container's root is another uid and must get through.
-            fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))?;
+            // Private to root, whatever the umask: no other host user may
+            // read the image or run its (setuid) programs. Containers never
+            // reach it by path: the runtime mounts it for them.
+            fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
             let source = unpack_tarball(tarball, &staging.join("rootfs"))?;
             fs::write(staging.join("source"), identity(tarball, &source))
                 .with_context(|| format!("cannot write {}", staging.join("source").display()))
@@ -511,7 +512,11 @@ pub const HELPERS: &[(&str, &[u8])] = &[
     ("breakout", include_bytes!(concat!(env!("OUT_DIR"), "/breakout"))),
     ("memhog", include_bytes!(concat!(env!("OUT_DIR"), "/memhog"))),
     ("traceme", include_bytes!(concat!(env!("OUT_DIR"), "/traceme"))),
+    ("setuid-id", include_bytes!(concat!(env!("OUT_DIR"), "/setuid-id"))),
 ];
+
+/// The helper installed setuid root, like `su` or `passwd` in a real image.
+const SETUID_HELPER: &str = "setuid-id";
 
 /// Builds the default image as a tarball at `out` (atomically): the host's
 /// static busybox with every applet linked, the helpers, and a minimal `/etc`.
@@ -557,7 +562,8 @@ fn write_busybox_tar(path: &Path, busybox: &Path, applets: &str) -> Result<()> {
     append(&mut builder, "tmp", EntryType::Directory, 0o1777, &[], None)?;
     append(&mut builder, "bin/busybox", EntryType::Regular, 0o755, &fs::read(busybox)?, None)?;
     for (name, bytes) in HELPERS {
-        append(&mut builder, &format!("bin/{name}"), EntryType::Regular, 0o755, bytes, None)?;
+        let mode = if *name == SETUID_HELPER { 0o4755 } else { 0o755 };
+        append(&mut builder, &format!("bin/{name}"), EntryType::Regular, mode, bytes, None)?;
     }
     let files: &[(&str, &str)] = &[
         ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),

@@ -1042,3 +1042,64 @@ pub fn check_full_disk_is_removed(step: Step) {
     assert!(left.is_empty(), "left in the full container dir: {left:?}");
     sandbox.assert_clean();
 }
+
+// ---------------------------------------------------------------------------
+// Hardening, tried from inside (and from the host as another user): each
+// check fails if the attack works.
+
+/// A descriptor the caller left open (here fd 3, on the host's "/") does
+/// not cross into the container: only 0, 1 and 2 do.
+pub fn check_inherited_fd_does_not_cross(step: Step, extra: &[&str]) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new();
+    let host_root = std::fs::File::open("/").unwrap();
+    let fd = host_root.as_raw_fd();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", "ls /proc/$$/fd; ls /proc/$$/fd/3/ && echo ESCAPED"]);
+    let mut command = step.command(&sandbox, &args);
+    // SAFETY: dup2(2) is async-signal-safe; it gives the runtime an fd 3
+    // without close-on-exec, as a careless caller would.
+    unsafe {
+        command.pre_exec(move || if libc::dup2(fd, 3) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+    }
+    let output = finished(command, &sandbox);
+    let inside = stdout(&output);
+    assert!(!inside.contains("ESCAPED"), "fd 3 crossed into the container: {inside}");
+    assert_eq!(inside.lines().collect::<Vec<_>>(), ["0", "1", "2"], "descriptors inside: {inside}");
+}
+
+/// `--cap-drop ALL --user 1000 -- id -u` prints 1000: privileges are
+/// dropped in an order that works for every combination.
+pub fn check_cap_drop_all_with_a_user(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["--cap-drop", "ALL", "--user", "1000", "--", "sh", "-c", "id -u; grep CapEff /proc/self/status"]);
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "1000\nCapEff:\t0000000000000000\n");
+}
+
+/// The image store and the container's directory are private: another host
+/// user (nobody, 65534) cannot run the image's setuid-root program, and the
+/// container's root on the host (uid 100000) cannot change the shared image.
+pub fn check_storage_is_private(step: Step) {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new();
+    let running = Running::start(step.command(&sandbox, &["sh", "-c", "echo ready && read line"]), "ready");
+    let rootfs = sandbox.image_rootfs();
+    let setuid = rootfs.join("bin/setuid-id");
+    let as_nobody = Command::new(&setuid).uid(65_534).gid(65_534).output();
+    assert!(as_nobody.is_err(), "host user 65534 ran the image's setuid program: {as_nobody:?}");
+    let passwd = rootfs.join("etc/passwd");
+    let script = format!("echo pwned >> {} && echo WROTE", passwd.display());
+    let as_mapped_root = Command::new("/bin/sh").args(["-c", &script]).uid(100_000).gid(100_000).output().unwrap();
+    assert!(!stdout(&as_mapped_root).contains("WROTE"), "host uid 100000 wrote to the image");
+    for dir in std::fs::read_dir(&sandbox.containers).unwrap() {
+        let dir = dir.unwrap().path();
+        let listing = Command::new("/bin/ls").arg(&dir).uid(65_534).gid(65_534).output().unwrap();
+        assert!(!listing.status.success(), "host user 65534 listed {}: {}", dir.display(), stdout(&listing));
+    }
+    let output = running.finish();
+    assert_ended(step, &output, 0, "exited with status 0");
+}

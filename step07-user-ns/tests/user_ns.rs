@@ -196,3 +196,14 @@ as_root!(a_one_id_map_runs_with_its_own_devpts, {
 });
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
 as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
+as_root!(an_inherited_fd_does_not_cross, testing::check_inherited_fd_does_not_cross(STEP, &[]));
+as_root!(
+    an_inherited_fd_does_not_cross_in_host_mode,
+    testing::check_inherited_fd_does_not_cross(STEP, &["--userns=host"])
+);
+as_root!(cap_drop_all_with_a_user_runs_as_that_user, testing::check_cap_drop_all_with_a_user(STEP, &[]));
+as_root!(
+    cap_drop_all_with_a_user_runs_as_that_user_in_host_mode,
+    testing::check_cap_drop_all_with_a_user(STEP, &["--userns=host"])
+);
+as_root!(images_and_containers_are_private_to_root, testing::check_storage_is_private(STEP));

@@ -32,6 +32,7 @@ use clap::Subcommand;
 use common::container::Container;
 use common::devices::DEVICES;
 use common::devices::LINKS;
+use common::env::close_range_cloexec;
 use common::env::execvpe;
 use common::ids::IdMap;
 use common::ids::User;
@@ -50,6 +51,7 @@ use nix::mount::umount2;
 use nix::sched::CloneFlags;
 use nix::sched::clone;
 use nix::sched::unshare;
+use nix::sys::prctl::set_keepcaps;
 use nix::sys::prctl::set_no_new_privs;
 use nix::sys::signal::Signal;
 use nix::sys::socket::AddressFamily;
@@ -406,24 +408,31 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(chdir("/"))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
     sys!(std::fs::remove_dir("/.old-root"))?;
-    // Privileges, in an order that keeps the power to drop them: first the
-    // bounding set (a ceiling for everything exec'd later), then what this
-    // process holds, then the user (leaving uid 0 clears the rest).
+    // Privileges, in an order that works for every combination: first the
+    // bounding set (a ceiling for everything exec'd later), for each
+    // capability this kernel knows; then the user, keeping capabilities
+    // across the change (leaving uid 0 would clear them, and setgroups needs
+    // CAP_SETGID even when the container drops it); then what the process
+    // holds. An exec by a user other than root keeps none of them.
     let keep = common::ids::capabilities(&args.cap_add, &args.cap_drop)?;
-    for cap in caps::all().difference(&keep) {
+    for cap in caps::runtime::thread_all_supported().difference(&keep) {
         sys!(caps::drop(None::<i32>, CapSet::Bounding, *cap))?;
+    }
+    if let Some(user) = args.user {
+        sys!(set_keepcaps(true))?;
+        sys!(setgroups(&[Gid::from_raw(user.gid)]))?;
+        sys!(setgid(Gid::from_raw(user.gid)))?;
+        sys!(setuid(Uid::from_raw(user.uid)))?;
     }
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         sys!(caps::set(None::<i32>, set, &keep))?;
     }
     sys!(caps::clear(None::<i32>, CapSet::Ambient))?;
-    if let Some(user) = args.user {
-        sys!(setgroups(&[Gid::from_raw(user.gid)]))?;
-        sys!(setgid(Gid::from_raw(user.gid)))?;
-        sys!(setuid(Uid::from_raw(user.uid)))?;
-    }
     // No setuid binary or file capability can raise privileges after this.
     sys!(set_no_new_privs())?;
+    // Only stdin, stdout and stderr cross into the container: an inherited
+    // descriptor (on the host's "/", say) would be a way out.
+    sys!(close_range_cloexec(3))?;
     // From here on, if the runtime dies, however it dies, so does this process.
     common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's

@@ -463,3 +463,28 @@ as_root!(a_ulimit_above_the_runtimes_hard_limit_names_the_limit, {
 });
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
 as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
+as_root!(an_inherited_fd_does_not_cross, testing::check_inherited_fd_does_not_cross(STEP, &[]));
+as_root!(
+    an_inherited_fd_does_not_cross_in_host_mode,
+    testing::check_inherited_fd_does_not_cross(STEP, &["--userns=host"])
+);
+as_root!(cap_drop_all_with_a_user_runs_as_that_user, testing::check_cap_drop_all_with_a_user(STEP, &[]));
+as_root!(
+    cap_drop_all_with_a_user_runs_as_that_user_in_host_mode,
+    testing::check_cap_drop_all_with_a_user(STEP, &["--userns=host"])
+);
+as_root!(images_and_containers_are_private_to_root, testing::check_storage_is_private(STEP));
+
+as_root!(oom_score_adj_is_0_unless_asked_not_the_callers, {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new();
+    let mut command = STEP.command(&sandbox, &["cat", "/proc/self/oom_score_adj"]);
+    // SAFETY: write(2) through std in the forked child before exec touches
+    // only this process's own /proc file.
+    unsafe {
+        command.pre_exec(|| std::fs::write("/proc/self/oom_score_adj", "300"));
+    }
+    let output = testing::finished(command, &sandbox);
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "0\n", "the container inherited the runtime's oom_score_adj");
+});
