@@ -92,6 +92,17 @@ pub fn command_line(command: &[String]) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// close_range(first, ~0U, CLOSE_RANGE_CLOEXEC): every descriptor from
+/// `first` up closes when the process execs, whoever opened it (the runtime,
+/// or the caller that started it), so only stdin, stdout and stderr cross
+/// into the container. Marking them instead of closing them now keeps the
+/// ones the child still needs until exec working. Linux 5.11+.
+pub fn close_range_cloexec(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range(2) takes plain integers and touches no memory.
+    let res = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    Errno::result(res).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,15 +123,4 @@ mod tests {
         assert!(parse_env("K=V").is_ok());
         assert!(parse_env("HOME").is_ok());
     }
-}
-
-/// close_range(first, ~0U, CLOSE_RANGE_CLOEXEC): every descriptor from
-/// `first` up closes when the process execs, whoever opened it (the runtime,
-/// or the caller that started it), so only stdin, stdout and stderr cross
-/// into the container. Marking them instead of closing them now keeps the
-/// ones the child still needs until exec working. Linux 5.11+.
-pub fn close_range_cloexec(first: u32) -> nix::Result<()> {
-    // SAFETY: close_range(2) takes plain integers and touches no memory.
-    let res = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    Errno::result(res).map(drop)
 }
