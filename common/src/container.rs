@@ -38,7 +38,7 @@ impl Container {
     /// user namespace hands it to the container's mapped root).
     /// `container_dir` is resolved once, here (relative paths, symlinks,
     /// `..`): every later step uses the resolved path.
-    pub fn create(container_dir: &Path) -> Result<Container> {
+    pub fn create(container_dir: &Path, image: &str) -> Result<Container> {
         let container_dir = crate::paths::resolve(container_dir, "--container-dir")?;
         let id = new_id()?;
         let staging = container_dir.join(format!(".{id}.creating"));
@@ -47,7 +47,7 @@ impl Container {
         })?;
         let made = lock(&staging, FlockArg::LockExclusiveNonblock).and_then(|alive| {
             fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
-            fs::write(staging.join(STATE_FILE), State::of_this_run().to_string())
+            fs::write(staging.join(STATE_FILE), State::of_this_run(image).to_string())
                 .with_context(|| format!("cannot write {}", staging.join(STATE_FILE).display()))?;
             let dir = container_dir.join(&id);
             fs::rename(&staging, &dir).with_context(|| format!("cannot rename {} to {id}", staging.display()))?;
@@ -111,18 +111,20 @@ pub struct State {
     /// 22 of /proc/PID/stat), which together name one process for good.
     pub runtime_pid: u32,
     pub runtime_start: u64,
-    /// The step's binary, and the command line it was given.
+    /// The step's binary, the image, and the command the container runs.
     pub program: String,
+    pub image: String,
     pub command: String,
 }
 
 impl State {
-    fn of_this_run() -> State {
+    fn of_this_run(image: &str) -> State {
         let pid = std::process::id();
         State {
             runtime_pid: pid,
             runtime_start: start_time(pid).unwrap_or(0),
             program: crate::cli::program_name(),
+            image: image.to_string(),
             command: std::env::args().skip(1).collect::<Vec<_>>().join(" ").replace('\n', " "),
         }
     }
@@ -136,6 +138,7 @@ impl State {
                 "runtime_pid" => state.runtime_pid = value.parse().unwrap_or(0),
                 "runtime_start" => state.runtime_start = value.parse().unwrap_or(0),
                 "program" => state.program = value.to_string(),
+                "image" => state.image = value.to_string(),
                 "command" => state.command = value.to_string(),
                 _ => {}
             }
@@ -149,6 +152,7 @@ impl std::fmt::Display for State {
         writeln!(f, "runtime_pid {}", self.runtime_pid)?;
         writeln!(f, "runtime_start {}", self.runtime_start)?;
         writeln!(f, "program {}", self.program)?;
+        writeln!(f, "image {}", self.image)?;
         writeln!(f, "command {}", self.command)
     }
 }
@@ -196,7 +200,13 @@ mod tests {
 
     #[test]
     fn state_reads_back() {
-        let state = State { runtime_pid: 42, runtime_start: 7, program: "step09-oom".into(), command: "run sh".into() };
+        let state = State {
+            runtime_pid: 42,
+            runtime_start: 7,
+            program: "step09-oom".into(),
+            image: "busybox".into(),
+            command: "run sh".into(),
+        };
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(STATE_FILE), state.to_string()).unwrap();
         assert_eq!(State::read(dir.path()), state);

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod mountapi;
 pub mod net;
 pub mod paths;
+pub mod ps;
 pub mod signals;
 pub mod status;
 pub mod testing;

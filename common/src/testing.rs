@@ -1103,3 +1103,38 @@ pub fn check_storage_is_private(step: Step) {
     let output = running.finish();
     assert_ended(step, &output, 0, "exited with status 0");
 }
+
+/// `ps` lists the running container with the host pid of its first process
+/// (as the kernel shows it), `ps -q` its id, `ps --latest --pid` its pid;
+/// once it ended, nothing.
+pub fn check_ps_lists_the_running_container(step: Step) {
+    step.expect_images("check_ps_lists_the_running_container");
+    let sandbox = Sandbox::new();
+    let running = Running::start(step.command(&sandbox, &["sh", "-c", "echo ready && read line"]), "ready");
+    let init = container_init(running.pid());
+    let ps = |args: &[&str]| {
+        let output = Command::new(step.binary)
+            .arg("ps")
+            .arg("--container-dir")
+            .arg(&sandbox.containers)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 0, "ps failed: {}", stderr(&output));
+        stdout(&output)
+    };
+    let id = ps(&["-q"]).trim().to_string();
+    assert!(crate::container::is_id(&id), "ps -q printed {id:?}");
+    assert_eq!(ps(&["--latest", "--pid"]).trim(), init.to_string());
+    let table = ps(&[]);
+    let row = table.lines().nth(1).unwrap_or_default().to_string();
+    assert!(
+        row.starts_with(&format!("{id}  {init} "))
+            && row.contains("busybox")
+            && row.ends_with("sh -c echo ready && read line"),
+        "{table}"
+    );
+    let output = running.finish();
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(ps(&["-q"]), "", "ps lists a container that ended");
+}

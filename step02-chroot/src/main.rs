@@ -44,6 +44,8 @@ enum Command {
     Run(Box<Args>),
     /// Remove what killed runs left behind (never a live container's)
     Cleanup(common::cleanup::Args),
+    /// List the running containers
+    Ps(common::ps::Args),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +77,7 @@ fn main() {
             run(&args)
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
+        Command::Ps(args) => common::ps::run(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -85,7 +88,7 @@ fn main() {
 fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
-    let container = Container::create(&args.container_dir)?;
+    let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
     // Whether the command ran or the start failed half way, the parent
     // unmounts what the child mounted and removes the container's directory.

@@ -54,6 +54,8 @@ enum Command {
     Run(Box<Args>),
     /// Remove what killed runs left behind (never a live container's)
     Cleanup(common::cleanup::Args),
+    /// List the running containers
+    Ps(common::ps::Args),
 }
 
 #[derive(clap::Args)]
@@ -85,6 +87,7 @@ fn main() {
             run(&args)
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
+        Command::Ps(args) => common::ps::run(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -95,7 +98,7 @@ fn main() {
 fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
-    let container = Container::create(&args.container_dir)?;
+    let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
     // The child's mounts died with its mount namespace; the parent still
     // removes the container's directory.

@@ -292,3 +292,11 @@ fn a_container_that_fills_its_disk_is_removed() {
     }
     testing::check_full_disk_is_removed(STEP);
 }
+
+#[test]
+fn ps_gives_a_handle_on_the_running_container() {
+    if !require_root("ps_gives_a_handle_on_the_running_container") {
+        return;
+    }
+    testing::check_ps_lists_the_running_container(STEP);
+}

@@ -81,6 +81,8 @@ enum Command {
     Run(Box<Args>),
     /// Remove what killed runs left behind (never a live container's)
     Cleanup(common::cleanup::Args),
+    /// List the running containers
+    Ps(common::ps::Args),
 }
 
 #[derive(clap::Args)]
@@ -139,6 +141,7 @@ fn main() {
             run(&args)
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
+        Command::Ps(args) => common::ps::run(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -152,7 +155,7 @@ fn run(args: &Args) -> Result<i32> {
     common::cli::check_container_dir(&args.container_dir)?;
     common::ids::check_user(args.user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
-    let container = Container::create(&args.container_dir)?;
+    let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
     // The child's mounts died with its mount namespace; the parent still
     // removes the container's directory, unless asked to keep it.

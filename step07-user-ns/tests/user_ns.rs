@@ -207,3 +207,4 @@ as_root!(
     testing::check_cap_drop_all_with_a_user(STEP, &["--userns=host"])
 );
 as_root!(images_and_containers_are_private_to_root, testing::check_storage_is_private(STEP));
+as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));

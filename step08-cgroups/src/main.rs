@@ -87,6 +87,8 @@ enum Command {
     Run(Box<Args>),
     /// Remove what killed runs left behind (never a live container's)
     Cleanup(common::cleanup::Args),
+    /// List the running containers
+    Ps(common::ps::Args),
 }
 
 #[derive(clap::Args)]
@@ -160,6 +162,7 @@ fn main() {
             run(&args)
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
+        Command::Ps(args) => common::ps::run(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -175,7 +178,7 @@ fn run(args: &Args) -> Result<i32> {
     common::limits::check_memory(args.memory, args.memory_swap)?;
     common::cgroup::check_usable(args.cpus)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
-    let container = Container::create(&args.container_dir)?;
+    let container = Container::create(&args.container_dir, &args.image)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
     // container ended, or as soon as its start failed.
     let ended = create_cgroup(args, &container)

@@ -91,6 +91,8 @@ enum Command {
     Run(Box<Args>),
     /// Remove what killed runs left behind (never a live container's)
     Cleanup(common::cleanup::Args),
+    /// List the running containers
+    Ps(common::ps::Args),
 }
 
 #[derive(clap::Args)]
@@ -173,6 +175,7 @@ fn main() {
             run(&args)
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
+        Command::Ps(args) => common::ps::run(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -189,7 +192,7 @@ fn run(args: &Args) -> Result<i32> {
     common::cgroup::check_usable(args.cpus)?;
     common::limits::check_ulimits(&args.ulimit)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
-    let container = Container::create(&args.container_dir)?;
+    let container = Container::create(&args.container_dir, &args.image)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
     // container ended, or as soon as its start failed.
     let ended = create_cgroup(args, &container)
