@@ -105,6 +105,12 @@ pub fn rootfs(image_dir: &Path, name: &str) -> Result<Image> {
         }
         find_static_busybox()?;
     }
+    // The state directory above (the default's /var/lib/docker-from-scratch)
+    // must let a container's mapped root through to its own container's
+    // directory; the image store itself is root's alone.
+    if let Some(parent) = image_dir.parent() {
+        fs::DirBuilder::new().recursive(true).mode(0o711).create(parent).ok();
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

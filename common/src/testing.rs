@@ -1138,3 +1138,25 @@ pub fn check_ps_lists_the_running_container(step: Step) {
     assert_ended(step, &output, 0, "exited with status 0");
     assert_eq!(ps(&["-q"]), "", "ps lists a container that ended");
 }
+
+/// A state directory that does not exist yet (like the default
+/// /var/lib/docker-from-scratch on a fresh machine) is created so that the
+/// container's root can still reach its own directory, and the image store
+/// stays root's alone.
+pub fn check_a_fresh_state_dir_works(step: Step) {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let state = sandbox.dir.path().join("fresh/state");
+    let mut command = Command::new(step.binary);
+    command
+        .arg("run")
+        .arg("--image-dir")
+        .arg(state.join("images"))
+        .arg("--container-dir")
+        .arg(state.join("containers"));
+    let output = command.arg("true").output().unwrap();
+    assert_ended(step, &output, 0, "exited with status 0");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state.join("images")), 0o700, "the image store is not private");
+    assert_ne!(mode(&state) & 0o001, 0, "the state directory cannot be traversed");
+}

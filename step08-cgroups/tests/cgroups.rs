@@ -407,3 +407,4 @@ as_root!(
 );
 as_root!(images_and_containers_are_private_to_root, testing::check_storage_is_private(STEP));
 as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));
+as_root!(a_fresh_state_dir_works_for_a_mapped_root, testing::check_a_fresh_state_dir_works(STEP));

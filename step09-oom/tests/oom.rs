@@ -489,3 +489,4 @@ as_root!(oom_score_adj_is_0_unless_asked_not_the_callers, {
     assert_eq!(stdout(&output), "0\n", "the container inherited the runtime's oom_score_adj");
 });
 as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));
+as_root!(a_fresh_state_dir_works_for_a_mapped_root, testing::check_a_fresh_state_dir_works(STEP));
