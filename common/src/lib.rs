@@ -19,6 +19,8 @@ pub mod limits;
 pub mod mountapi;
 pub mod net;
 pub mod paths;
+pub mod seccomp;
+pub mod security;
 pub mod signals;
 pub mod status;
 pub mod testing;

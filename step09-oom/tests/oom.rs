@@ -463,3 +463,8 @@ as_root!(a_ulimit_above_the_runtimes_hard_limit_names_the_limit, {
 });
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
 as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
+as_root!(seccomp_is_on_in_both_modes_unless_unconfined, testing::check_seccomp_is_on_unless_unconfined(STEP));
+as_root!(a_nested_user_namespace_is_refused_in_both_modes, testing::check_nested_user_namespace_is_refused(STEP));
+as_root!(seccomp_lets_privileges_drop_in_both_modes, testing::check_seccomp_lets_privileges_drop(STEP));
+as_root!(cap_add_sys_admin_allows_mount_again, testing::check_cap_add_sys_admin_allows_mount(STEP));
+as_root!(a_bad_security_opt_exits_125_naming_the_accepted_ones, testing::check_bad_security_opt(STEP));
