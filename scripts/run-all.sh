@@ -640,7 +640,10 @@ check_user_namespace() {
     check "a file root creates inside is owned by 100000 on the host (--keep)" created_as_100000
     check "CapBnd is Docker's default set, 00000000a80425fb" status_field CapBnd 00000000a80425fb
     check "CapEff is Docker's default set for root" status_field CapEff 00000000a80425fb
-    check "NoNewPrivs is 1" status_field NoNewPrivs 1
+    check "NoNewPrivs is 0, as Docker's default" status_field NoNewPrivs 0
+    check "NoNewPrivs is 1 with --security-opt no-new-privileges" status_field NoNewPrivs 1 --security-opt no-new-privileges
+    check "a setuid-root program runs as the container's root for --user 1000" expect_line "uid=1000 euid=0" --user 1000 -- setuid-id
+    check "... and as 1000 with --security-opt no-new-privileges" expect_line "uid=1000 euid=1000" --user 1000 --security-opt no-new-privileges -- setuid-id
     check "--user 1000:1000 runs as 1000 with an empty CapEff" status_field CapEff 0000000000000000 --user 1000:1000
     check "--user 1000:1000: id -u is 1000" expect_line 1000 --user 1000:1000 -- id -u
 }

@@ -20,6 +20,8 @@ pub mod mountapi;
 pub mod net;
 pub mod paths;
 pub mod ps;
+pub mod seccomp;
+pub mod security;
 pub mod signals;
 pub mod status;
 pub mod testing;

@@ -1160,3 +1160,132 @@ pub fn check_a_fresh_state_dir_works(step: Step) {
     assert_eq!(mode(&state.join("images")), 0o700, "the image store is not private");
     assert_ne!(mode(&state) & 0o001, 0, "the state directory cannot be traversed");
 }
+
+// ---------------------------------------------------------------------------
+// Docker's seccomp profile (step07 on), attacked from inside in both of the
+// ways a container runs: in a user namespace of its own (the default), and
+// in the host's (`--userns=host`), where root inside is root outside.
+
+/// The extra arguments of each mode.
+pub const USERNS_MODES: [&[&str]; 2] = [&[], &["--userns=host"]];
+
+/// A mode's arguments, then the run's.
+fn with<'a>(mode: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+    [mode, args].concat()
+}
+
+/// The command runs under a seccomp filter (mode 2 in /proc/self/status) in
+/// both modes: Docker's profile, plus the small filter that answers clone3
+/// with ENOSYS. `--security-opt seccomp=unconfined` runs it under none, and
+/// `--trace` shows the load.
+pub fn check_seccomp_is_on_unless_unconfined(step: Step) {
+    for mode in USERNS_MODES {
+        assert_eq!(status_field(step, mode, "Seccomp"), "2", "with {mode:?}");
+        assert_eq!(status_field(step, mode, "Seccomp_filters"), "2", "with {mode:?}");
+        for spelling in ["seccomp=unconfined", "seccomp:unconfined"] {
+            let unconfined = [mode, &["--security-opt", spelling]].concat();
+            assert_eq!(status_field(step, &unconfined, "Seccomp"), "0", "with {unconfined:?}");
+        }
+        let sandbox = Sandbox::new();
+        let output = step.run(&sandbox, &with(mode, &["--trace", "true"]));
+        assert_ended(step, &output, 0, "exited with status 0");
+        assert!(stderr(&output).contains("] seccomp_set_mode_filter(filter) = Ok(())"), "{}", stderr(&output));
+    }
+}
+
+/// True when this host lets a process without CAP_SYS_ADMIN create a user
+/// namespace (Debian's unprivileged_userns_clone, Ubuntu's AppArmor switch,
+/// max_user_namespaces), so that only the filter can stop a container.
+fn unprivileged_user_namespaces() -> bool {
+    let read = |path: &str| std::fs::read_to_string(path).ok().map(|value| value.trim().to_string());
+    read("/proc/sys/user/max_user_namespaces").is_some_and(|max| max != "0")
+        && read("/proc/sys/kernel/unprivileged_userns_clone").is_none_or(|on| on == "1")
+        && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_none_or(|on| on == "0")
+}
+
+/// An attacker's first move, a nested user namespace (its creator gets every
+/// capability again, over kernel code written for the host's root), fails
+/// in both modes with the filter's EPERM. Unconfined, the same command works
+/// where the host allows it: the filter is what stopped it.
+pub fn check_nested_user_namespace_is_refused(step: Step) {
+    let sandbox = Sandbox::new();
+    for mode in USERNS_MODES {
+        let output = step.run(&sandbox, &with(mode, &["unshare", "-U", "true"]));
+        assert_ended(step, &output, 1, "exited with status 1");
+        let err = stderr(&output);
+        assert!(err.contains("unshare(0x10000000): Operation not permitted"), "with {mode:?}: {err}");
+        if unprivileged_user_namespaces() {
+            let args = with(mode, &["--security-opt", "seccomp=unconfined", "unshare", "-U", "true"]);
+            let output = step.run(&sandbox, &args);
+            assert_ended(step, &output, 0, "exited with status 0");
+        }
+    }
+}
+
+/// The profile lets through every call that drops privileges (prctl,
+/// capset, setgroups, setgid, setuid): `--user 1000` prints 1000 in both
+/// modes, and `--cap-drop ALL --user 1000` ends exactly as it does
+/// unconfined, so the filter is never why it fails.
+pub fn check_seccomp_lets_privileges_drop(step: Step) {
+    let sandbox = Sandbox::new();
+    for mode in USERNS_MODES {
+        let output = step.run(&sandbox, &with(mode, &["--user", "1000", "id", "-u"]));
+        assert_ended(step, &output, 0, "exited with status 0");
+        assert_eq!(stdout(&output), "1000\n", "with {mode:?}");
+        let filtered = step.run(&sandbox, &with(mode, &["--cap-drop", "ALL", "--user", "1000", "id", "-u"]));
+        let args =
+            with(mode, &["--security-opt", "seccomp=unconfined", "--cap-drop", "ALL", "--user", "1000", "id", "-u"]);
+        let unconfined = step.run(&sandbox, &args);
+        assert_eq!(
+            (code(&filtered), stdout(&filtered)),
+            (code(&unconfined), stdout(&unconfined)),
+            "with {mode:?}, seccomp changed the outcome: {}",
+            stderr(&filtered)
+        );
+        if code(&filtered) == 0 {
+            assert_eq!(stdout(&filtered), "1000\n", "with {mode:?}");
+        }
+    }
+}
+
+/// As in Docker, a capability brings back the calls the profile ties to it:
+/// with `--cap-add SYS_ADMIN`, mount(2) is allowed again in both modes.
+pub fn check_cap_add_sys_admin_allows_mount(step: Step) {
+    let sandbox = Sandbox::new();
+    for mode in USERNS_MODES {
+        let output =
+            step.run(&sandbox, &with(mode, &["--cap-add", "SYS_ADMIN", "mount", "-t", "tmpfs", "dfs", "/mnt"]));
+        assert_ended(step, &output, 0, "exited with status 0");
+    }
+}
+
+/// A `--security-opt` this workshop does not have ends with status 125 and
+/// one line that names it and lists the accepted ones, before anything is
+/// created.
+pub fn check_bad_security_opt(step: Step) {
+    for opt in ["seccomp=profile.json", "apparmor=unconfined", "no-new-privileges=maybe"] {
+        let sandbox = Sandbox::new();
+        let output = step.run(&sandbox, &["--security-opt", opt, "true"]);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "{err}");
+        assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+        assert!(err.contains(&format!("invalid --security-opt {opt:?}")), "{err}");
+        assert!(err.contains("seccomp=unconfined") || err.contains("true or false"), "{err}");
+        assert!(!sandbox.images.exists() && !sandbox.containers.exists(), "a rejected option created directories");
+    }
+}
+
+/// no_new_privs as Docker has it: off by default, so the image's setuid-root
+/// program runs as (the container's) root for `--user 1000`; on with
+/// `--security-opt no-new-privileges`, so the setuid bit is ignored.
+pub fn check_no_new_privileges_only_when_asked(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    for (flags, want) in
+        [(&[][..], "uid=1000 euid=0\n"), (&["--security-opt", "no-new-privileges"][..], "uid=1000 euid=1000\n")]
+    {
+        let args = [extra, flags, &["--user", "1000", "setuid-id"]].concat();
+        let output = step.run(&sandbox, &args);
+        assert_ended(step, &output, 0, "exited with status 0");
+        assert_eq!(stdout(&output), want, "{args:?}");
+    }
+}

@@ -9,6 +9,11 @@
 //! a user namespace, so the host's are bind-mounted. Before exec the child
 //! keeps only Docker's default capabilities (capabilities(7)), switches to
 //! `--user`, and sets no_new_privs so that nothing it runs can regain more.
+//!
+//! Capabilities do not shrink the kernel that root inside can reach: a
+//! seccomp filter (seccomp(2)) with Docker's default profile answers EPERM
+//! to the system calls a container has no use for, nested user namespaces,
+//! keyctl and bpf among them. `--security-opt seccomp=unconfined` goes without.
 
 use std::convert::Infallible;
 use std::fs;
@@ -36,6 +41,8 @@ use common::mountapi::move_mount;
 use common::mountapi::open_tree_clone;
 use common::mountapi::recv_fd;
 use common::mountapi::send_fd;
+use common::seccomp::seccomp_set_mode_filter;
+use common::security::SecurityOpt;
 use common::status;
 use common::sys;
 use nix::mount::MntFlags;
@@ -123,6 +130,9 @@ struct Args {
     /// Drop a capability from Docker's default set (repeatable; ALL for every one)
     #[arg(long, value_name = "NAME", value_parser = common::ids::parse_capability)]
     cap_drop: Vec<String>,
+    /// Docker's security options (repeatable): seccomp=unconfined, no-new-privileges[=true|false]
+    #[arg(long, value_name = "OPT", value_parser = common::security::parse_security_opt)]
+    security_opt: Vec<SecurityOpt>,
     /// Keep the container's directory (upper, work, merged) after it ends
     #[arg(long)]
     keep: bool,
@@ -259,6 +269,14 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(setuid(Uid::from_raw(0)))?;
     let argv = common::env::command_line(&args.command)?;
     let env = common::env::container_env(&args.env)?;
+    // The system calls the command may make: Docker's default seccomp
+    // profile (common/seccomp/default.profile) for the capabilities the
+    // container keeps, compiled to BPF here, before anything is mounted.
+    let seccomp = if common::security::seccomp_unconfined(&args.security_opt) {
+        None
+    } else {
+        Some(common::seccomp::default_profile(&common::ids::capabilities(&args.cap_add, &args.cap_drop)?)?)
+    };
     // Already in the new UTS and network namespaces: name this one, and
     // bring up its loopback interface (it starts down).
     sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
@@ -322,6 +340,14 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(chdir("/"))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
     sys!(std::fs::remove_dir("/.old-root"))?;
+    // The filter goes on before privileges are dropped, as runc does when
+    // no_new_privs is off: seccomp(2) then needs CAP_SYS_ADMIN, which root
+    // still holds here (in our user namespace, or the host's with
+    // --userns=host). Every call from here to exec is one the profile allows
+    // (prctl, capset, setgroups, setgid, setuid, execve); no mount after it.
+    if let Some(filter) = &seccomp {
+        sys!(seccomp_set_mode_filter(filter))?;
+    }
     // Privileges, in an order that works for every combination: first the
     // bounding set (a ceiling for everything exec'd later), for each
     // capability this kernel knows; then the user, keeping capabilities
@@ -342,8 +368,13 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
         sys!(caps::set(None::<i32>, set, &keep))?;
     }
     sys!(caps::clear(None::<i32>, CapSet::Ambient))?;
-    // No setuid binary or file capability can raise privileges after this.
-    sys!(set_no_new_privs())?;
+    // Asked for (as Docker, off by default: real images need `su` and
+    // `passwd`), no setuid binary or file capability raises privileges
+    // after this; in a user namespace a setuid-root program only ever
+    // reaches the container's root.
+    if common::security::no_new_privileges(&args.security_opt) {
+        sys!(set_no_new_privs())?;
+    }
     // Only stdin, stdout and stderr cross into the container: an inherited
     // descriptor (on the host's "/", say) would be a way out.
     sys!(close_range_cloexec(3))?;

@@ -81,11 +81,12 @@ as_root!(what_root_writes_inside_is_100000_on_the_host, {
     common::fsutil::remove_tree(&kept).unwrap();
 });
 
-as_root!(capabilities_are_dockers_default_and_no_new_privs_is_set, {
+as_root!(capabilities_are_dockers_default_and_no_new_privs_only_when_asked, {
     assert_eq!(testing::status_field(STEP, &[], "CapBnd"), "00000000a80425fb");
     assert_eq!(testing::status_field(STEP, &[], "CapEff"), "00000000a80425fb");
     assert_eq!(testing::status_field(STEP, &[], "CapAmb"), "0000000000000000");
-    assert_eq!(testing::status_field(STEP, &[], "NoNewPrivs"), "1");
+    assert_eq!(testing::status_field(STEP, &[], "NoNewPrivs"), "0");
+    assert_eq!(testing::status_field(STEP, &["--security-opt", "no-new-privileges"], "NoNewPrivs"), "1");
     assert_eq!(
         testing::status_field(STEP, &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"], "CapBnd"),
         "0000000000001000"
@@ -209,3 +210,13 @@ as_root!(
 as_root!(images_and_containers_are_private_to_root, testing::check_storage_is_private(STEP));
 as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));
 as_root!(a_fresh_state_dir_works_for_a_mapped_root, testing::check_a_fresh_state_dir_works(STEP));
+as_root!(seccomp_is_on_in_both_modes_unless_unconfined, testing::check_seccomp_is_on_unless_unconfined(STEP));
+as_root!(a_nested_user_namespace_is_refused_in_both_modes, testing::check_nested_user_namespace_is_refused(STEP));
+as_root!(seccomp_lets_privileges_drop_in_both_modes, testing::check_seccomp_lets_privileges_drop(STEP));
+as_root!(cap_add_sys_admin_allows_mount_again, testing::check_cap_add_sys_admin_allows_mount(STEP));
+as_root!(a_bad_security_opt_exits_125_naming_the_accepted_ones, testing::check_bad_security_opt(STEP));
+as_root!(no_new_privileges_only_when_asked, testing::check_no_new_privileges_only_when_asked(STEP, &[]));
+as_root!(
+    no_new_privileges_only_when_asked_in_host_mode,
+    testing::check_no_new_privileges_only_when_asked(STEP, &["--userns=host"])
+);

@@ -490,3 +490,13 @@ as_root!(oom_score_adj_is_0_unless_asked_not_the_callers, {
 });
 as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));
 as_root!(a_fresh_state_dir_works_for_a_mapped_root, testing::check_a_fresh_state_dir_works(STEP));
+as_root!(seccomp_is_on_in_both_modes_unless_unconfined, testing::check_seccomp_is_on_unless_unconfined(STEP));
+as_root!(a_nested_user_namespace_is_refused_in_both_modes, testing::check_nested_user_namespace_is_refused(STEP));
+as_root!(seccomp_lets_privileges_drop_in_both_modes, testing::check_seccomp_lets_privileges_drop(STEP));
+as_root!(cap_add_sys_admin_allows_mount_again, testing::check_cap_add_sys_admin_allows_mount(STEP));
+as_root!(a_bad_security_opt_exits_125_naming_the_accepted_ones, testing::check_bad_security_opt(STEP));
+as_root!(no_new_privileges_only_when_asked, testing::check_no_new_privileges_only_when_asked(STEP, &[]));
+as_root!(
+    no_new_privileges_only_when_asked_in_host_mode,
+    testing::check_no_new_privileges_only_when_asked(STEP, &["--userns=host"])
+);
