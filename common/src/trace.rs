@@ -33,38 +33,112 @@ pub fn note(message: &str) {
 /// Called by [`sys!`] before the call: exec never returns, so its line is
 /// printed up front.
 #[doc(hidden)]
-pub fn before(source: &str) {
-    if enabled() && source.starts_with("exec") {
-        say(&format!("trace[{}] {source} ...", std::process::id()));
+pub fn before(name: &str, arguments: &[String]) {
+    if enabled() && name.starts_with("exec") {
+        say(&format!("trace[{}] {} ...", std::process::id(), call(name, arguments)));
     }
 }
 
-/// Called by [`sys!`] after the call.
+/// Called by [`sys!`] after the call: one line, as strace would print it,
+/// `mount("proc", "/…/merged/proc", "proc", MsFlags(0x0), None) = Ok(()) [12.0µs]`.
 #[doc(hidden)]
-pub fn after<T: Debug, E>(
-    source: &str,
-    started: Instant,
-    result: Result<T, E>,
-    arguments: impl FnOnce() -> Vec<String>,
-) -> anyhow::Result<T>
+pub fn after<T: Debug, E>(name: &str, arguments: &[String], started: Instant, result: Result<T, E>) -> anyhow::Result<T>
 where
     E: std::error::Error + Debug + Send + Sync + 'static,
 {
     let took = started.elapsed();
     if enabled() {
-        match &result {
-            Ok(value) => say(&format!("trace[{}] {source} = Ok({value:?}) [{took:.1?}]", std::process::id())),
-            Err(err) => say(&format!("trace[{}] {source} = Err({err:?}) [{took:.1?}]", std::process::id())),
-        }
+        let outcome = match &result {
+            Ok(value) => format!("Ok({})", shorten(&strace_style(&format!("{value:?}")), 40)),
+            Err(err) => format!("Err({err:?})"),
+        };
+        say(&format!("trace[{}] {} = {outcome} [{took:.1?}]", std::process::id(), call(name, arguments)));
     }
-    result.map_err(|err| {
-        let name = source.split('(').next().unwrap_or(source);
-        anyhow::Error::new(err).context(format!("{name}({}) failed", arguments().join(", ")))
-    })
+    result.map_err(|err| anyhow::Error::new(err).context(format!("{} failed", call(name, arguments))))
 }
 
-/// An argument shown in an error message: its `Debug` form when it has one
-/// (shortened), "…" when it has none (a closure, say). The choice is made at
+/// `name(argument, …)`, kept to about 160 characters: when the arguments
+/// are too long together, the longest ones lose their middle (never their
+/// ends: a path keeps its start and its last components).
+fn call(name: &str, arguments: &[String]) -> String {
+    let shown: Vec<String> = arguments.iter().map(|argument| strace_style(argument)).collect();
+    let mut budget = 160usize.saturating_sub(name.len());
+    let mut lengths: Vec<usize> = shown.iter().map(|argument| argument.chars().count()).collect();
+    lengths.sort_unstable();
+    // The share each argument may keep: the short ones keep all of theirs,
+    // the rest split what is left evenly.
+    let mut share = usize::MAX;
+    for (index, length) in lengths.iter().enumerate() {
+        let fair = budget / (lengths.len() - index);
+        if *length > fair {
+            share = fair.max(24);
+            break;
+        }
+        budget -= length;
+    }
+    let shown: Vec<String> = shown.iter().map(|argument| shorten(argument, share)).collect();
+    format!("{name}({})", shown.join(", "))
+}
+
+/// A `Debug` form as strace would write the value: `Some("proc")` is
+/// `"proc"`, `None` is `NULL`, `MsFlags(MS_REC | MS_PRIVATE)` is
+/// `MS_REC|MS_PRIVATE`, `Pid(42)` is `42`, `OwnedFd { fd: 7 }` is `7`, and a
+/// `File { fd: 8, path: "/x", .. }` is `8</x>` (strace -y).
+fn strace_style(text: &str) -> String {
+    if text == "None" {
+        return "NULL".to_string();
+    }
+    if let Some(inner) = text.strip_prefix("Some(").and_then(|rest| rest.strip_suffix(')')) {
+        return strace_style(inner);
+    }
+    let named = text.find(['(', ' ']).filter(|at| *at > 0 && text[..*at].chars().all(|c| c.is_ascii_alphanumeric()));
+    if let Some(at) = named {
+        let rest = &text[at..];
+        if let Some(inner) = rest.strip_prefix('(').and_then(|rest| rest.strip_suffix(')')) {
+            let flags = !inner.is_empty()
+                && inner.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || "_| x".contains(c));
+            if flags || inner.chars().all(|c| c.is_ascii_digit()) {
+                return if inner == "0x0" { "0".to_string() } else { inner.replace(" | ", "|") };
+            }
+        }
+        if let Some(fields) = rest.strip_prefix(" { ").and_then(|rest| rest.strip_suffix(" }")) {
+            let field = |key: &str| fields.split(", ").find_map(|pair| pair.strip_prefix(key)).map(str::to_string);
+            if let Some(fd) = field("fd: ") {
+                return match field("path: ") {
+                    Some(path) => format!("{fd}<{}>", path.trim_matches('"')),
+                    None => fd,
+                };
+            }
+            if let Some(pid) = field("pid: ").filter(|_| !fields.contains(',')) {
+                return pid;
+            }
+        }
+        // No struct dumps: a long structure is shown by its type's name.
+        if text.len() > 60 {
+            return format!("{}{{…}}", &text[..at]);
+        }
+    }
+    if text.len() > 60 && text.starts_with('[') {
+        return "[…]".to_string();
+    }
+    text.to_string()
+}
+
+/// `text` with its middle replaced by "…" when it is longer than `most`
+/// characters.
+fn shorten(text: &str, most: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= most {
+        return text.to_string();
+    }
+    let keep = most.saturating_sub(1) / 2;
+    let head: String = chars[..keep].iter().collect();
+    let tail: String = chars[chars.len() - keep..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// An argument as a trace line or an error shows it: its `Debug` form when
+/// it has one, "…" when it has none (a closure, say). The choice is made at
 /// compile time by method resolution: `ViaDebug` is found first when it
 /// applies, `ViaOther` (implemented on a reference) otherwise.
 #[doc(hidden)]
@@ -77,11 +151,7 @@ pub trait ViaDebug {
 
 impl<T: Debug + ?Sized> ViaDebug for Shown<'_, T> {
     fn show(&self) -> String {
-        let text = format!("{:?}", self.0);
-        match text.char_indices().nth(120) {
-            Some((cut, _)) => format!("{}…", &text[..cut]),
-            None => text,
-        }
+        format!("{:?}", self.0)
     }
 }
 
@@ -100,32 +170,78 @@ impl<T: ?Sized> ViaOther for &Shown<'_, T> {
 /// that makes system calls: `sys!(memory.set_limit(limit))?`.
 ///
 /// The call itself is written exactly as without the macro, so the step reads
-/// like the man page. A failure becomes an `anyhow` error that names the call
-/// and its argument values: `chroot("/var/lib/…/rootfs") failed: ENOENT: …`.
-/// Arguments are evaluated again only to print them after a failure, so they
-/// should be plain values or references (as system call arguments are).
+/// like the man page. Each argument is evaluated once, before the call; its
+/// value is what `--trace` prints and what an error names:
+/// `chroot("/var/lib/…/rootfs") failed: ENOENT: …`.
 #[macro_export]
 macro_rules! sys {
-    ($($function:ident)::+ ( $($argument:expr),* $(,)? )) => {{
-        let source = format!("{}({})", <[&str]>::join(&[$(stringify!($function)),+], "::"), <[&str]>::join(&[$(stringify!($argument)),*], ", "));
-        $crate::trace::before(&source);
-        let started = ::std::time::Instant::now();
-        let result = $($function)::+($($argument),*);
-        $crate::trace::after(&source, started, result, || {
-            #[allow(unused_imports)]
-            use $crate::trace::{ViaDebug as _, ViaOther as _};
-            vec![$((&$crate::trace::Shown(&$argument)).show()),*]
-        })
+    // Binds the arguments one by one, in order. Each expansion's `value` is
+    // a name of its own (macro hygiene), and a temporary made by an argument
+    // (`&rootfs.join("proc")`) lives until the call is over.
+    (@bind $call:tt [$($bound:ident)*]) => {
+        $crate::sys!(@call $call [$($bound)*])
+    };
+    (@bind $call:tt [$($bound:ident)*] $first:expr $(, $rest:expr)*) => {
+        match $first {
+            value => $crate::sys!(@bind $call [$($bound)* value] $($rest),*),
+        }
+    };
+    (@call (function $($function:ident)::+) [$($bound:ident)*]) => {{
+        let name = <[&str]>::join(&[$(stringify!($function)),+], "::");
+        $crate::sys!(@run name, $($function)::+($($bound),*), [$($bound)*])
     }};
-    ($receiver:ident . $method:ident ( $($argument:expr),* $(,)? )) => {{
-        let source = format!("{}.{}({})", stringify!($receiver), stringify!($method), <[&str]>::join(&[$(stringify!($argument)),*], ", "));
-        $crate::trace::before(&source);
-        let started = ::std::time::Instant::now();
-        let result = $receiver.$method($($argument),*);
-        $crate::trace::after(&source, started, result, || {
-            #[allow(unused_imports)]
-            use $crate::trace::{ViaDebug as _, ViaOther as _};
-            vec![$((&$crate::trace::Shown(&$argument)).show()),*]
-        })
+    (@call (method $receiver:ident $method:ident) [$($bound:ident)*]) => {{
+        let name = format!("{}.{}", stringify!($receiver), stringify!($method));
+        $crate::sys!(@run name, $receiver.$method($($bound),*), [$($bound)*])
     }};
+    (@run $name:ident, $call:expr, [$($bound:ident)*]) => {{
+        #[allow(unused_imports)]
+        use $crate::trace::{ViaDebug as _, ViaOther as _};
+        let shown: ::std::vec::Vec<::std::string::String> = ::std::vec![$((&$crate::trace::Shown(&$bound)).show()),*];
+        $crate::trace::before(&$name, &shown);
+        let started = ::std::time::Instant::now();
+        let result = $call;
+        $crate::trace::after(&$name, &shown, started, result)
+    }};
+    ($($function:ident)::+ ( $($argument:expr),* $(,)? )) => {
+        $crate::sys!(@bind (function $($function)::+) [] $($argument),*)
+    };
+    ($receiver:ident . $method:ident ( $($argument:expr),* $(,)? )) => {
+        $crate::sys!(@bind (method $receiver $method) [] $($argument),*)
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_read_as_strace_writes_them() {
+        assert_eq!(strace_style("Some(\"proc\")"), "\"proc\"");
+        assert_eq!(strace_style("None"), "NULL");
+        assert_eq!(strace_style("MsFlags(MS_REC | MS_PRIVATE)"), "MS_REC|MS_PRIVATE");
+        assert_eq!(strace_style("MsFlags(0x0)"), "0");
+        assert_eq!(strace_style("Pid(4242)"), "4242");
+        assert_eq!(strace_style("OwnedFd { fd: 7 }"), "7");
+        assert_eq!(
+            strace_style("File { fd: 8, path: \"/proc/1/ns/user\", read: true, write: false }"),
+            "8</proc/1/ns/user>"
+        );
+        assert_eq!(strace_style("\"/var/lib\""), "\"/var/lib\"");
+        assert_eq!(strace_style(&format!("Cgroup {{ subsystems: [{}] }}", "Mem, ".repeat(20))), "Cgroup{…}");
+    }
+
+    #[test]
+    fn a_long_call_keeps_its_short_arguments_and_fits() {
+        let path = format!("\"/var/lib/docker-from-scratch/containers/{}/merged/proc\"", "0123456789ab".repeat(8));
+        let line = call(
+            "mount",
+            &["Some(\"proc\")".into(), path, "Some(\"proc\")".into(), "MsFlags(0x0)".into(), "None".into()],
+        );
+        assert!(line.chars().count() <= 170, "{line}");
+        assert!(
+            line.starts_with("mount(\"proc\", \"/var/lib/") && line.ends_with("/merged/proc\", \"proc\", 0, NULL)"),
+            "{line}"
+        );
+    }
 }
