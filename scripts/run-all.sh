@@ -680,6 +680,20 @@ mount_fails() {
     [ "$rc" != 0 ] || fail_with_run "the mount succeeded"
 }
 
+# From step07: the container's own session, without a controlling terminal
+# unless -t gives it one of its own.
+check_session() {
+    check "own session, no controlling terminal (/proc/self/stat: session 1, tty_nr 0)" \
+        expect_line "1 0" -- cut -d' ' -f6,7 /proc/self/stat
+    check "-t: a terminal of its own (tty prints /dev/pts/0)" tty_is_its_own
+    check "-t -- sh: the end of the input (/dev/null) ends the shell, exit 0" expect_status 0 -t -- sh
+}
+tty_is_its_own() {
+    run -t -- tty
+    [ "$rc" = 0 ] || { fail_with_run "expected exit status 0, got $rc"; return 1; }
+    [ "$(tr -d '\r' <"$out")" = /dev/pts/0 ] || fail_with_run "expected /dev/pts/0 (and a carriage return)"
+}
+
 # What steps 07 to 09 all prove: step06's process namespaces, plus the user
 # namespace (and nothing can be mounted inside any more).
 checks_from_step07() {
@@ -689,6 +703,7 @@ checks_from_step07() {
     check_breakout CONTAINED
     check_process_namespaces
     check_user_namespace
+    check_session
 }
 
 check_step07() {

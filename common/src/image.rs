@@ -517,6 +517,7 @@ impl<R: Read> Read for Watched<R> {
 pub const HELPERS: &[(&str, &[u8])] = &[
     ("breakout", include_bytes!(concat!(env!("OUT_DIR"), "/breakout"))),
     ("memhog", include_bytes!(concat!(env!("OUT_DIR"), "/memhog"))),
+    ("tiocsti", include_bytes!(concat!(env!("OUT_DIR"), "/tiocsti"))),
     ("traceme", include_bytes!(concat!(env!("OUT_DIR"), "/traceme"))),
     ("setuid-id", include_bytes!(concat!(env!("OUT_DIR"), "/setuid-id"))),
 ];

@@ -1,6 +1,7 @@
 //! What every step of the workshop shares but does not teach: the image
 //! store, container ids and directories, the device table, exit-status
-//! reporting, error hints, the `--trace` facility and test helpers.
+//! reporting, error hints, the `--trace` facility, the relay of a container's
+//! terminal and test helpers.
 //!
 //! The system calls a step teaches are *not* here: they are called in that
 //! step's `src/main.rs`, where the diff against the previous step shows them.
@@ -26,6 +27,7 @@ pub mod signals;
 pub mod status;
 pub mod testing;
 pub mod trace;
+pub mod tty;
 
 /// Where images and containers live unless `--image-dir` / `--container-dir`
 /// say otherwise. Named once, here.

@@ -10,7 +10,11 @@
 //! handed over ([`forward_to`]), SIGTERM and SIGHUP are
 //! passed on to it, as `docker run` does; Ctrl-C and Ctrl-\ already reach the
 //! whole foreground process group, container included, so the runtime ignores
-//! them and stays alive to clean up.
+//! them and stays alive to clean up. From step07 on the container has a
+//! session of its own (setsid(2)) and no longer gets them from the caller's
+//! terminal: the step calls [`forward_keyboard_signals`], and the runtime
+//! passes SIGINT and SIGQUIT on too, as `docker run` does without `-t` (its
+//! `--sig-proxy`).
 //!
 //! Signals are sent through a pidfd (pidfd_send_signal(2)), not a pid: after
 //! the container has been reaped, its pid may belong to another process, but
@@ -18,7 +22,7 @@
 
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -36,6 +40,8 @@ static CHILD: AtomicI32 = AtomicI32::new(-1);
 static RUNTIME_FD: AtomicI32 = AtomicI32::new(-1);
 /// The first termination signal that arrived before the hand-over.
 static PENDING: AtomicI32 = AtomicI32::new(0);
+/// Whether SIGINT and SIGQUIT are passed on after the hand-over too.
+static KEYBOARD: AtomicBool = AtomicBool::new(false);
 
 const TERMINATING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT];
 
@@ -55,7 +61,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
     let child = CHILD.load(Ordering::SeqCst);
     if child < 0 {
         let _ = PENDING.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
-    } else if signal != libc::SIGINT {
+    } else if signal != libc::SIGINT || KEYBOARD.load(Ordering::SeqCst) {
         // SAFETY: pidfd_send_signal(2) is a plain system call, async-signal-safe.
         let _ = unsafe {
             libc::syscall(libc::SYS_pidfd_send_signal, child, signal, std::ptr::null::<libc::siginfo_t>(), 0)
@@ -125,15 +131,34 @@ pub fn forward_to(child: Pid) -> Result<()> {
     // SAFETY: the descriptor is new and ours; it stays open until the runtime
     // exits, so the handler never sees it closed.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: ignoring a signal installs no code to run.
-    unsafe { sigaction(Signal::SIGQUIT, &ignore) }?;
+    if KEYBOARD.load(Ordering::SeqCst) {
+        let catch = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+        // SAFETY: as in `defer_termination`; the child, cloned before, keeps
+        // SIGQUIT's default action.
+        unsafe { sigaction(Signal::SIGQUIT, &catch) }?;
+    } else {
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: ignoring a signal installs no code to run.
+        unsafe { sigaction(Signal::SIGQUIT, &ignore) }?;
+    }
     CHILD.store(pidfd.as_raw_fd(), Ordering::SeqCst);
     std::mem::forget(pidfd);
     if let Some(signal) = interrupted() {
         let _ = kill(child, signal);
     }
     Ok(())
+}
+
+/// Called by the parent before [`forward_to`] when the container has a
+/// session of its own: Ctrl-C and Ctrl-\ at the caller's terminal then reach
+/// only the runtime (the terminal signals its own foreground process group,
+/// which the container left), so after the hand-over SIGINT and SIGQUIT are
+/// passed on to the container's first process like SIGTERM. As in Docker, a
+/// first process without a handler for them (PID 1 of its namespace) ignores
+/// them; with `-t` the caller's terminal is in raw mode and Ctrl-C travels as
+/// a byte instead, to the container's own terminal.
+pub fn forward_keyboard_signals() {
+    KEYBOARD.store(true, Ordering::SeqCst);
 }
 
 /// Called in the child just before exec, after its last change of user (a

@@ -45,10 +45,12 @@ use common::seccomp::seccomp_set_mode_filter;
 use common::security::SecurityOpt;
 use common::status;
 use common::sys;
+use common::tty::tiocsctty;
 use nix::mount::MntFlags;
 use nix::mount::MsFlags;
 use nix::mount::mount;
 use nix::mount::umount2;
+use nix::pty::openpty;
 use nix::sched::CloneFlags;
 use nix::sched::clone;
 use nix::sched::unshare;
@@ -59,6 +61,7 @@ use nix::sys::socket::AddressFamily;
 use nix::sys::socket::SockFlag;
 use nix::sys::socket::SockType;
 use nix::sys::socket::socketpair;
+use nix::sys::termios::Termios;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
@@ -68,10 +71,14 @@ use nix::unistd::Uid;
 use nix::unistd::chdir;
 use nix::unistd::chown;
 use nix::unistd::close;
+use nix::unistd::dup2_stderr;
+use nix::unistd::dup2_stdin;
+use nix::unistd::dup2_stdout;
 use nix::unistd::pivot_root;
 use nix::unistd::setgid;
 use nix::unistd::setgroups;
 use nix::unistd::sethostname;
+use nix::unistd::setsid;
 use nix::unistd::setuid;
 
 /// Docker from scratch, one Linux primitive at a time.
@@ -109,6 +116,9 @@ struct Args {
     /// The container's hostname (default: its id)
     #[arg(long, value_name = "NAME", value_parser = common::cli::parse_hostname)]
     hostname: Option<String>,
+    /// Give the container a terminal of its own, relayed to this one (as `docker run -it`)
+    #[arg(short = 't', long)]
+    tty: bool,
     /// Container uids CONTAINER.. are host uids HOST.. (SIZE of them)
     #[arg(long, value_name = "CONTAINER:HOST:SIZE", default_value = "0:100000:65536", value_parser = common::ids::parse_id_map)]
     uidmap: IdMap,
@@ -166,7 +176,7 @@ fn run(args: &Args) -> Result<i32> {
     common::ids::check_user(args.user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
     let container = Container::create(&args.container_dir, &args.image)?;
-    let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
+    let ended = spawn(args, &container, &image).and_then(|(pid, console)| wait(pid, &container, console));
     // The child's mounts died with its mount namespace; the parent still
     // removes the container's directory, unless asked to keep it.
     if args.keep { container.keep_after(ended) } else { container.remove_after(ended) }
@@ -175,7 +185,7 @@ fn run(args: &Args) -> Result<i32> {
 /// The child's stack for clone(2); the child only sets up and execs.
 const STACK_SIZE: usize = 1024 * 1024;
 
-fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
+fn spawn(args: &Args, container: &Container, image: &Path) -> Result<(Pid, Option<OwnedFd>)> {
     let mut flags = CloneFlags::empty();
     flags |= CloneFlags::CLONE_NEWPID;
     flags |= CloneFlags::CLONE_NEWUTS;
@@ -195,7 +205,9 @@ fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
     // SIGCHLD makes it an ordinary child for waitpid.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
     match map_user_namespace(args, pid, container, image) {
-        Ok(tree) => sys!(send_fd(&ready.1, &tree)).map(|()| pid),
+        // With -t the child sends its terminal back over the socket (see
+        // `child`): the parent keeps its end for `wait`.
+        Ok(tree) => sys!(send_fd(&ready.1, &tree)).map(|()| (pid, args.tty.then_some(ready.1))),
         Err(err) => {
             // Closing the socket unblocks the child, which gives up.
             drop(ready);
@@ -375,6 +387,30 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     if common::security::no_new_privileges(&args.security_opt) {
         sys!(set_no_new_privs())?;
     }
+    // A session of its own (setsid(2)): the container leaves the caller's
+    // session, and so has no controlling terminal. Its stdin, stdout and
+    // stderr may still be the caller's terminal (as with `docker run -i`),
+    // but the kernel refuses TIOCSTI, typing into a terminal, on one that is
+    // not the caller's controlling terminal, unless it has CAP_SYS_ADMIN in
+    // the host's user namespace (ioctl_tty(2)), and /dev/tty opens nothing:
+    // what runs inside cannot type commands into the shell that started it.
+    sys!(setsid())?;
+    if args.tty {
+        // -t: a terminal of its own, as large as the caller's, made in the
+        // container's /dev/pts so that `tty` can name it. The runtime gets
+        // the master and relays it (common::tty); the slave becomes this
+        // session's controlling terminal and the command's stdin, stdout and
+        // stderr. runc's init does the same over its "console socket".
+        let size = common::tty::window_size();
+        let terminal = sys!(openpty(&size, None::<&Termios>))?;
+        sys!(send_fd(&ready.0, &terminal.master))?;
+        sys!(tiocsctty(&terminal.slave))?;
+        sys!(dup2_stdin(&terminal.slave))?;
+        sys!(dup2_stdout(&terminal.slave))?;
+        sys!(dup2_stderr(&terminal.slave))?;
+        // The slave stays open as 0, 1 and 2; the master is the runtime's.
+        drop(terminal);
+    }
     // Only stdin, stdout and stderr cross into the container: an inherited
     // descriptor (on the host's "/", say) would be a way out.
     sys!(close_range_cloexec(3))?;
@@ -385,8 +421,19 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
 }
 
-fn wait(pid: Pid, container: &Container) -> Result<i32> {
+fn wait(pid: Pid, container: &Container, console: Option<OwnedFd>) -> Result<i32> {
+    // In a session of its own the container no longer gets the keys that
+    // signal (Ctrl-C, Ctrl-\) from the caller's terminal: the runtime, which
+    // does, passes them on.
+    common::signals::forward_keyboard_signals();
     common::signals::forward_to(pid)?;
+    // -t: the child sends its terminal's master once it has one (nothing if
+    // it gave up before), and the runtime relays it until the container ends.
+    let master = match &console {
+        Some(socket) => sys!(recv_fd(socket))?,
+        None => None,
+    };
+    let relay = master.map(common::tty::Relay::start).transpose()?;
     // waitpid also returns when the command stops under ptrace (it may have
     // asked the runtime to trace it): detach, and wait on for its end.
     let status = loop {
@@ -395,5 +442,10 @@ fn wait(pid: Pid, container: &Container) -> Result<i32> {
             status => break status,
         }
     };
+    // The rest of the container's output, and the caller's terminal as it
+    // was, before anything else is printed.
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     Ok(status::report(&format!("container {}", container.id), status))
 }

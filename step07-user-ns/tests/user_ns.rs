@@ -149,6 +149,16 @@ as_root!(
     testing::check_no_host_mount_while_running(STEP, &["--userns=host"])
 );
 as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));
+as_root!(the_container_has_a_session_of_its_own_and_no_terminal, testing::check_own_session(STEP));
+as_root!(tiocsti_from_inside_never_reaches_the_callers_terminal, testing::check_tiocsti_is_refused(STEP));
+as_root!(ctrl_c_on_the_callers_terminal_is_passed_on, testing::check_ctrl_c_is_passed_on(STEP));
+as_root!(dash_t_gives_the_container_a_terminal_of_its_own, testing::check_tty(STEP));
+as_root!(dash_t_keeps_job_control_and_restores_the_callers_terminal, testing::check_interactive_shell(STEP));
+as_root!(dash_t_follows_the_callers_window_size, testing::check_window_size_follows(STEP));
+as_root!(
+    dash_t_restores_the_callers_terminal_when_the_runtime_dies,
+    testing::check_terminal_restored_when_the_runtime_dies(STEP)
+);
 /// Asserts Docker's answer to bad input, and that nothing was created: the
 /// run stopped before the image step (the sandbox has no image directory
 /// yet), so before any container directory or mount.

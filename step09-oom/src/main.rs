@@ -49,10 +49,12 @@ use common::seccomp::seccomp_set_mode_filter;
 use common::security::SecurityOpt;
 use common::status;
 use common::sys;
+use common::tty::tiocsctty;
 use nix::mount::MntFlags;
 use nix::mount::MsFlags;
 use nix::mount::mount;
 use nix::mount::umount2;
+use nix::pty::openpty;
 use nix::sched::CloneFlags;
 use nix::sched::clone;
 use nix::sched::unshare;
@@ -64,6 +66,7 @@ use nix::sys::socket::AddressFamily;
 use nix::sys::socket::SockFlag;
 use nix::sys::socket::SockType;
 use nix::sys::socket::socketpair;
+use nix::sys::termios::Termios;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
@@ -73,10 +76,14 @@ use nix::unistd::Uid;
 use nix::unistd::chdir;
 use nix::unistd::chown;
 use nix::unistd::close;
+use nix::unistd::dup2_stderr;
+use nix::unistd::dup2_stdin;
+use nix::unistd::dup2_stdout;
 use nix::unistd::pivot_root;
 use nix::unistd::setgid;
 use nix::unistd::setgroups;
 use nix::unistd::sethostname;
+use nix::unistd::setsid;
 use nix::unistd::setuid;
 
 /// Docker from scratch, one Linux primitive at a time.
@@ -114,6 +121,9 @@ struct Args {
     /// The container's hostname (default: its id)
     #[arg(long, value_name = "NAME", value_parser = common::cli::parse_hostname)]
     hostname: Option<String>,
+    /// Give the container a terminal of its own, relayed to this one (as `docker run -it`)
+    #[arg(short = 't', long)]
+    tty: bool,
     /// Container uids CONTAINER.. are host uids HOST.. (SIZE of them)
     #[arg(long, value_name = "CONTAINER:HOST:SIZE", default_value = "0:100000:65536", value_parser = common::ids::parse_id_map)]
     uidmap: IdMap,
@@ -200,8 +210,9 @@ fn run(args: &Args) -> Result<i32> {
     let container = Container::create(&args.container_dir, &args.image)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
     // container ended, or as soon as its start failed.
-    let ended = create_cgroup(args, &container)
-        .and_then(|cgroup| spawn(args, &container, &image, &cgroup).and_then(|pid| wait(pid, &container, &cgroup)));
+    let ended = create_cgroup(args, &container).and_then(|cgroup| {
+        spawn(args, &container, &image, &cgroup).and_then(|(pid, console)| wait(pid, &container, console, &cgroup))
+    });
     // The child's mounts died with its mount namespace; the parent still
     // removes the container's directory, unless asked to keep it.
     if args.keep { container.keep_after(ended) } else { container.remove_after(ended) }
@@ -280,7 +291,7 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
 /// The child's stack for clone(2); the child only sets up and execs.
 const STACK_SIZE: usize = 1024 * 1024;
 
-fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgroup) -> Result<Pid> {
+fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgroup) -> Result<(Pid, Option<OwnedFd>)> {
     let mut flags = CloneFlags::empty();
     flags |= CloneFlags::CLONE_NEWPID;
     flags |= CloneFlags::CLONE_NEWUTS;
@@ -306,7 +317,9 @@ fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgr
     let score = args.oom_score_adj.unwrap_or(0);
     let adjusted = |tree| sys!(fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())).map(|()| tree);
     match map_user_namespace(args, pid, container, image).and_then(joined).and_then(adjusted) {
-        Ok(tree) => sys!(send_fd(&ready.1, &tree)).map(|()| pid),
+        // With -t the child sends its terminal back over the socket (see
+        // `child`): the parent keeps its end for `wait`.
+        Ok(tree) => sys!(send_fd(&ready.1, &tree)).map(|()| (pid, args.tty.then_some(ready.1))),
         Err(err) => {
             // Closing the socket unblocks the child, which gives up.
             drop(ready);
@@ -484,6 +497,30 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     for limit in &args.ulimit {
         sys!(setrlimit(limit.resource, limit.soft, limit.hard))?;
     }
+    // A session of its own (setsid(2)): the container leaves the caller's
+    // session, and so has no controlling terminal. Its stdin, stdout and
+    // stderr may still be the caller's terminal (as with `docker run -i`),
+    // but the kernel refuses TIOCSTI, typing into a terminal, on one that is
+    // not the caller's controlling terminal, unless it has CAP_SYS_ADMIN in
+    // the host's user namespace (ioctl_tty(2)), and /dev/tty opens nothing:
+    // what runs inside cannot type commands into the shell that started it.
+    sys!(setsid())?;
+    if args.tty {
+        // -t: a terminal of its own, as large as the caller's, made in the
+        // container's /dev/pts so that `tty` can name it. The runtime gets
+        // the master and relays it (common::tty); the slave becomes this
+        // session's controlling terminal and the command's stdin, stdout and
+        // stderr. runc's init does the same over its "console socket".
+        let size = common::tty::window_size();
+        let terminal = sys!(openpty(&size, None::<&Termios>))?;
+        sys!(send_fd(&ready.0, &terminal.master))?;
+        sys!(tiocsctty(&terminal.slave))?;
+        sys!(dup2_stdin(&terminal.slave))?;
+        sys!(dup2_stdout(&terminal.slave))?;
+        sys!(dup2_stderr(&terminal.slave))?;
+        // The slave stays open as 0, 1 and 2; the master is the runtime's.
+        drop(terminal);
+    }
     // Asked for (as Docker, off by default: real images need `su` and
     // `passwd`), no setuid binary or file capability raises privileges
     // after this; in a user namespace a setuid-root program only ever
@@ -501,8 +538,19 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
 }
 
-fn wait(pid: Pid, container: &Container, cgroup: &ContainerCgroup) -> Result<i32> {
+fn wait(pid: Pid, container: &Container, console: Option<OwnedFd>, cgroup: &ContainerCgroup) -> Result<i32> {
+    // In a session of its own the container no longer gets the keys that
+    // signal (Ctrl-C, Ctrl-\) from the caller's terminal: the runtime, which
+    // does, passes them on.
+    common::signals::forward_keyboard_signals();
     common::signals::forward_to(pid)?;
+    // -t: the child sends its terminal's master once it has one (nothing if
+    // it gave up before), and the runtime relays it until the container ends.
+    let master = match &console {
+        Some(socket) => sys!(recv_fd(socket))?,
+        None => None,
+    };
+    let relay = master.map(common::tty::Relay::start).transpose()?;
     // waitpid also returns when the command stops under ptrace (it may have
     // asked the runtime to trace it): detach, and wait on for its end.
     let status = loop {
@@ -511,6 +559,11 @@ fn wait(pid: Pid, container: &Container, cgroup: &ContainerCgroup) -> Result<i32
             status => break status,
         }
     };
+    // The rest of the container's output, and the caller's terminal as it
+    // was, before anything else is printed.
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     // A SIGKILL is an OOM kill only if the cgroup counted one: read the
     // count now, the cgroup is removed right after.
     let memory: &MemController = common::cgroup::controller(&cgroup.0)?;
