@@ -286,9 +286,11 @@ mod tests {
         let program = load_device_filter(crate::devices::ALLOWED).unwrap();
         attach_device_filter(&program, &dir).unwrap();
         let scratch = tempfile::tempdir().unwrap();
-        // `: < node` opens the node and reads nothing: only the open is tested.
+        // `: > node` and `: < node` open the node and write or read nothing:
+        // only the open is tested. /dev/kmsg is opened for writing, which
+        // needs no CAP_SYSLOG, so only the filter can refuse it.
         let script = "echo x > /dev/null && echo null-ok; \
-                      mknod kmsg c 1 11 && echo mknod-ok; (: < kmsg) 2>/dev/null || echo kmsg-refused; \
+                      mknod kmsg c 1 11 && echo mknod-ok; (: > kmsg) 2>/dev/null || echo kmsg-refused; \
                       mknod loop b 7 0 && echo mknod-block-ok; (: < loop) 2>/dev/null || echo loop-refused";
         let procs = cgroup.join("cgroup.procs");
         let mut command = std::process::Command::new("sh");

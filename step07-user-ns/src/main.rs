@@ -9,6 +9,12 @@
 //! a user namespace, so the host's are bind-mounted. Before exec the child
 //! keeps only Docker's default capabilities (capabilities(7)), switches to
 //! `--user`, and sets no_new_privs so that nothing it runs can regain more.
+//!
+//! In both modes, what root inside can reach through the filesystem is what
+//! Docker allows: /proc and /sys that cannot change the host (/sys and
+//! /proc/sys read-only, Docker's masked paths covered), device nodes that
+//! are the container's own, and no mount that an image's symlink can send
+//! outside the container's root.
 
 use std::convert::Infallible;
 use std::fs;

@@ -7,7 +7,10 @@
 //! limits, and puts the child in it while the child still waits on the pipe,
 //! so that nothing the container runs is ever outside it. The child then
 //! enters a new cgroup namespace, so its /proc/self/cgroup shows "/". The
-//! cgroup is removed when the container ends, or when its start fails.
+//! cgroup is removed when the container ends, or when its start fails. The
+//! cgroup also holds a device allowlist: cgroup v1's devices controller, or
+//! on v2 an eBPF program (bpf(2)), so that no device node the container
+//! makes for itself can be opened.
 
 use std::convert::Infallible;
 use std::fs;
