@@ -866,8 +866,8 @@ no_cgroups_left() {
 # for writing, which needs no CAP_SYSLOG) and a loop disk (b 7:0). v1: the
 # devices controller; v2: an eBPF program.
 device_allowlist() {
-    run --userns=host -- sh -c 'mknod /dev/dfs-kmsg c 1 11 && echo MKNOD; (: > /dev/dfs-kmsg) && echo OPENED
-        mknod /dev/dfs-loop b 7 0 && echo MKNOD; (: < /dev/dfs-loop) && echo OPENED
+    run --userns=host -- sh -c 'mknod /dev/dfs-kmsg c 1 11 && echo MKNOD && (: > /dev/dfs-kmsg) && echo OPENED
+        mknod /dev/dfs-loop b 7 0 && echo MKNOD && (: < /dev/dfs-loop) && echo OPENED
         (: < /dev/null) && echo NULL-OPENED'
     [ "$(grep -c '^MKNOD$' "$out")" = 2 ] || { fail_with_run "mknod failed, so the open was not tried"; return 1; }
     ! grep -qx OPENED "$out" || { fail_with_run "a host device was opened"; return 1; }

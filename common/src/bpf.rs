@@ -264,9 +264,9 @@ mod tests {
     /// with the allowlist attached may use /dev/null and create any node, but
     /// not open /dev/kmsg (1:11), and may not read a disk (block 7:0).
     #[test]
-    fn the_allowlist_refuses_what_it_does_not_name() {
+    fn the_device_filter_refuses_what_it_does_not_name() {
         use std::os::unix::process::CommandExt;
-        if !crate::testing::require_root("the_allowlist_refuses_what_it_does_not_name") {
+        if !crate::testing::require_root("the_device_filter_refuses_what_it_does_not_name") {
             return;
         }
         let tree = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].into_iter().map(std::path::Path::new).find(|dir| {
@@ -275,13 +275,17 @@ mod tests {
         let Some(tree) = tree else {
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
-                b"SKIPPED the_allowlist_refuses_what_it_does_not_name: no cgroup v2 tree mounted\n",
+                b"SKIPPED the_device_filter_refuses_what_it_does_not_name: no cgroup v2 tree mounted\n",
             );
             return;
         };
         let parent = tree.join(crate::CGROUP_PARENT);
         let cgroup = parent.join(format!("bpf-test-{}", std::process::id()));
+        // Under the runtime's lock, as a container's cgroup is made and its
+        // empty parent removed, so that neither side removes the other's.
+        let lock = crate::cgroup::lock_parent().unwrap();
         std::fs::create_dir_all(&cgroup).unwrap();
+        drop(lock);
         let dir = std::fs::File::open(&cgroup).unwrap();
         let program = load_device_filter(crate::devices::ALLOWED).unwrap();
         attach_device_filter(&program, &dir).unwrap();
@@ -290,8 +294,8 @@ mod tests {
         // only the open is tested. /dev/kmsg is opened for writing, which
         // needs no CAP_SYSLOG, so only the filter can refuse it.
         let script = "echo x > /dev/null && echo null-ok; \
-                      mknod kmsg c 1 11 && echo mknod-ok; (: > kmsg) 2>/dev/null || echo kmsg-refused; \
-                      mknod loop b 7 0 && echo mknod-block-ok; (: < loop) 2>/dev/null || echo loop-refused";
+                      mknod kmsg c 1 11 && echo mknod-ok && (: > kmsg) 2>/dev/null || echo kmsg-refused; \
+                      mknod loop b 7 0 && echo mknod-block-ok && (: < loop) 2>/dev/null || echo loop-refused";
         let procs = cgroup.join("cgroup.procs");
         let mut command = std::process::Command::new("sh");
         command.args(["-c", script]).current_dir(scratch.path());
@@ -302,6 +306,7 @@ mod tests {
         }
         let output = command.output().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
+        let _lock = crate::cgroup::lock_parent().unwrap();
         let _ = std::fs::remove_dir(&cgroup);
         let _ = std::fs::remove_dir(&parent);
         assert_eq!(

@@ -1195,8 +1195,8 @@ pub fn check_chmod_dev_null_stays_inside(step: Step, extra: &[&str]) {
 /// the cgroup's device allowlist refuses it (EPERM). In a user namespace
 /// mknod itself fails. Either way nothing is opened.
 pub fn check_device_allowlist(step: Step, extra: &[&str]) {
-    let script = "mknod /dev/dfs-kmsg c 1 11 && echo MKNOD; (: > /dev/dfs-kmsg) && echo OPENED
-                  mknod /dev/dfs-loop b 7 0 && echo MKNOD; (: < /dev/dfs-loop) && echo OPENED
+    let script = "mknod /dev/dfs-kmsg c 1 11 && echo MKNOD && (: > /dev/dfs-kmsg) && echo OPENED
+                  mknod /dev/dfs-loop b 7 0 && echo MKNOD && (: < /dev/dfs-loop) && echo OPENED
                   (: < /dev/null) && echo NULL-OPENED";
     let sandbox = Sandbox::new();
     let mut args = extra.to_vec();

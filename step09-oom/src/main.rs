@@ -450,10 +450,10 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     let sysfs = common::paths::in_rootfs(&rootfs, "/sys")?;
     let dev = common::paths::in_rootfs(&rootfs, "/dev")?;
     // The kernel's views a command expects: processes, devices and sysfs.
-    // Nothing in /proc or /sys is run, set-uid or a device (nosuid, nodev,
-    // noexec, as Docker mounts them), and /sys is read-only: its files
-    // describe and change the host's kernel (transparent hugepages,
-    // drop_caches), not the container's.
+    // Nothing there is a program, a setuid file or a device node to use
+    // (nosuid, nodev, noexec, as Docker mounts them), and /sys is read-only:
+    // its files describe and change the host's kernel (transparent
+    // hugepages, drop_caches), not the container's.
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     sys!(mount(Some("proc"), &procfs, Some("proc"), flags, None::<&str>))?;
     sys!(mount(Some("sysfs"), &sysfs, Some("sysfs"), flags | MsFlags::MS_RDONLY, None::<&str>))?;
