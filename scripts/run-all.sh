@@ -551,7 +551,10 @@ start_sleeper() {
         </dev/null >"$log/out" 2>"$log/err" &
     runtime=$!
     ran="$step run $* -- sleep 100 (in the background)"
-    runtime_exe=$(readlink "/proc/$runtime/exe")
+    # The binary's own path, not /proc/$runtime/exe: read right after the
+    # fork, that can still be the shell's, and the runtime's child (before it
+    # is in its cgroup) would then pass for the container's first process.
+    runtime_exe=$(readlink -f "$BIN_DIR/$step")
     tries=0
     while [ "$tries" -lt 1000 ]; do
         init=$(cat "/proc/$runtime/task/$runtime/children" 2>/dev/null | tr -d ' ')
