@@ -551,7 +551,10 @@ start_sleeper() {
         </dev/null >"$log/out" 2>"$log/err" &
     runtime=$!
     ran="$step run $* -- sleep 100 (in the background)"
-    runtime_exe=$(readlink "/proc/$runtime/exe")
+    # The binary's own path, not /proc/$runtime/exe: read right after the
+    # fork, that can still be the shell's, and the runtime's child (before it
+    # is in its cgroup) would then pass for the container's first process.
+    runtime_exe=$(readlink -f "$BIN_DIR/$step")
     tries=0
     while [ "$tries" -lt 1000 ]; do
         init=$(cat "/proc/$runtime/task/$runtime/children" 2>/dev/null | tr -d ' ')
@@ -621,6 +624,46 @@ check_process_namespaces() {
     check "--hostname web sets it" expect_line web --hostname web -- hostname
     check "only lo exists, and it is up (ip -o link)" only_lo_up
 }
+
+# From step06: the IPC namespace's own /dev/shm and /dev/mqueue, and Docker's
+# sysctls in the container's network namespace (the host's stay as they are).
+# With `userns` (step07 on), both modes; ping_group_range only without a user
+# namespace, as in Docker.
+shm_and_mqueue() {
+    run "$@" -- sh -c "stat -c %a /dev/shm; grep -E ' /dev/(shm|mqueue) ' /proc/self/mountinfo"
+    [ "$rc" = 0 ] || { fail_with_run "the run failed"; return 1; }
+    [ "$(sed -n 1p "$out")" = 1777 ] || { fail_with_run "/dev/shm is not mode 1777"; return 1; }
+    grep ' /dev/shm ' "$out" | grep -q 'nosuid,nodev,noexec.* - tmpfs .*size=65536k' ||
+        { fail_with_run "/dev/shm is not a 64m tmpfs, nosuid,nodev,noexec"; return 1; }
+    grep ' /dev/mqueue ' "$out" | grep -q 'nosuid,nodev,noexec.* - mqueue ' ||
+        fail_with_run "/dev/mqueue is not an mqueue mount, nosuid,nodev,noexec"
+}
+net_sysctls() {
+    ping=$1
+    shift
+    files="/proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range"
+    before=$(cat $files)
+    run "$@" -- cat $files
+    [ "$rc" = 0 ] || { fail_with_run "cat failed"; return 1; }
+    [ "$(sed -n 1p "$out")" = 0 ] || { fail_with_run "expected ip_unprivileged_port_start 0"; return 1; }
+    if [ "$ping" = ping ] && [ "$(sed -n 2p "$out" | awk '{print $1, $2}')" != "0 2147483647" ]; then
+        fail_with_run "expected ping_group_range 0 2147483647"
+        return 1
+    fi
+    [ "$(cat $files)" = "$before" ] || fail_with_run "the host's values changed"
+}
+check_ipc_and_net() {
+    check "/dev/shm is a 64m tmpfs (nosuid,nodev,noexec, 1777), /dev/mqueue an mqueue mount" shm_and_mqueue
+    if [ "${1:-}" = userns ]; then
+        check "the same with --userns=host" shm_and_mqueue --userns=host
+        check "ip_unprivileged_port_start is 0 inside, the host's unchanged" net_sysctls no-ping
+        check "--userns=host: ping_group_range is 0 2147483647 too" net_sysctls ping --userns=host
+    else
+        check "ip_unprivileged_port_start 0, ping_group_range 0 2147483647 inside, the host's unchanged" \
+            net_sysctls ping
+    fi
+}
+
 check_step06() {
     need_image
     check_basics pid1
@@ -628,6 +671,7 @@ check_step06() {
     check_mount_ns
     check_breakout CONTAINED
     check_process_namespaces
+    check_ipc_and_net
     check_nothing_left
 }
 
@@ -692,10 +736,77 @@ tty_is_its_own() {
     run -t -- tty
     [ "$rc" = 0 ] || { fail_with_run "expected exit status 0, got $rc"; return 1; }
     [ "$(tr -d '\r' <"$out")" = /dev/pts/0 ] || fail_with_run "expected /dev/pts/0 (and a carriage return)"
+# From step07: what the container can reach through the filesystem, in both
+# modes. Each check tries the attack from inside and fails if it works.
+proc_sys_and_sys_read_only() {
+    run "$@" -- sh -c 'cp=$(cat /proc/sys/kernel/core_pattern) && echo "$cp" > /proc/sys/kernel/core_pattern && echo CORE-WRITTEN
+        thp=/sys/kernel/mm/transparent_hugepage/enabled
+        if [ -e $thp ]; then now=$(sed "s/.*\[\(.*\)\].*/\1/" $thp) && echo "$now" > $thp && echo SYS-WRITTEN; fi
+        grep " /sys " /proc/self/mountinfo'
+    ! grep -q CORE-WRITTEN "$out" || { fail_with_run "kernel.core_pattern was written from inside"; return 1; }
+    ! grep -q SYS-WRITTEN "$out" || { fail_with_run "/sys was written from inside"; return 1; }
+    grep -q ' /sys ro,nosuid,nodev,noexec' "$out" || fail_with_run "/sys is not mounted ro,nosuid,nodev,noexec"
+}
+# Docker's masked paths (common/src/masks.rs) that this kernel has read as
+# nothing inside; its read-only paths are read-only mounts.
+masked_and_read_only() {
+    masked=
+    for p in /proc/acpi /proc/asound /proc/interrupts /proc/kcore /proc/keys /proc/latency_stats \
+        /proc/sched_debug /proc/scsi /proc/timer_list /proc/timer_stats /sys/devices/virtual/powercap \
+        /sys/firmware /sys/devices/system/cpu/cpu*/thermal_throttle; do
+        [ -e "$p" ] && masked="$masked $p"
+    done
+    [ -n "$masked" ] || { echo "this host has none of the masked paths"; return 1; }
+    run "$@" -- sh -c 'for p in "$@"; do
+            if [ -d "$p" ]; then echo "$p $(ls -A "$p" | wc -l)"; else echo "$p $(cat "$p" 2>/dev/null | wc -c)"; fi
+        done; cat /proc/self/mountinfo' sh $masked
+    [ "$rc" = 0 ] || { fail_with_run "the run failed"; return 1; }
+    for p in $masked; do
+        grep -qx "$p 0" "$out" || { fail_with_run "$p is not masked"; return 1; }
+    done
+    for p in /proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger; do
+        [ -e "$p" ] || continue
+        awk -v p="$p" '$5 == p' "$out" | grep -q " $p ro," || { fail_with_run "$p is not a read-only mount"; return 1; }
+    done
+}
+# chmod 777 /dev/null inside: the host's /dev/null keeps its mode (put back
+# if not, before failing).
+chmod_dev_null() {
+    before=$(stat -c %a /dev/null)
+    run "$@" -- sh -c 'chmod 777 /dev/null; stat -c %a /dev/null'
+    after=$(stat -c %a /dev/null)
+    [ "$after" = "$before" ] || { chmod "$before" /dev/null; fail_with_run "the host's /dev/null became $after"; return 1; }
+    case "$*" in
+    *--userns=host*) grep -qx 777 "$out" || fail_with_run "the container's own /dev/null did not change inside" ;;
+    esac
+}
+# An image whose /proc is a symlink to /etc is refused, and nothing is
+# mounted on the host's /etc.
+symlinked_proc_refused() {
+    rootfs=$images/dfs-proc-symlink/rootfs
+    mkdir -p "$rootfs/sys" "$rootfs/dev" "$rootfs/bin"
+    [ -L "$rootfs/proc" ] || ln -s /etc "$rootfs/proc"
+    run --image dfs-proc-symlink "$@" -- true
+    [ "$rc" = 125 ] || { fail_with_run "expected exit status 125, got $rc"; return 1; }
+    grep -q "the image's /proc is a symlink (to /etc)" "$err" || { fail_with_run "expected the symlink named"; return 1; }
+    ! awk '$5 == "/etc"' /proc/self/mountinfo | grep -q . || fail_with_run "the host's /etc is mounted over"
+}
+check_filesystem_reach() {
+    for mode in "" --userns=host; do
+        check "${mode:-user namespace}: writing core_pattern and /sys fails; /sys is ro,nosuid,nodev,noexec" \
+            proc_sys_and_sys_read_only $mode
+        check "${mode:-user namespace}: Docker's masked paths read as nothing; its read-only paths are ro" \
+            masked_and_read_only $mode
+        check "${mode:-user namespace}: chmod 777 /dev/null inside leaves the host's /dev/null alone" \
+            chmod_dev_null $mode
+        check "${mode:-user namespace}: an image whose /proc is a symlink to /etc is refused (125)" \
+            symlinked_proc_refused $mode
+    done
 }
 
 # What steps 07 to 09 all prove: step06's process namespaces, plus the user
-# namespace (and nothing can be mounted inside any more).
+# namespace (and nothing can be mounted inside any more), and what the
+# container can reach through the filesystem.
 checks_from_step07() {
     check_basics pid1
     check_image_root
@@ -704,6 +815,8 @@ checks_from_step07() {
     check_process_namespaces
     check_user_namespace
     check_session
+    check_ipc_and_net userns
+    check_filesystem_reach
 }
 
 check_step07() {
@@ -767,10 +880,25 @@ no_cgroups_left() {
     left=$(ls -d /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch 2>/dev/null)
     [ -z "$left" ] || { echo "cgroups left: $left"; return 1; }
 }
+# From step08: a node for a host device that the container makes itself
+# (it has CAP_MKNOD with --userns=host) cannot be opened: /dev/kmsg (c 1:11,
+# for writing, which needs no CAP_SYSLOG) and a loop disk (b 7:0). v1: the
+# devices controller; v2: an eBPF program.
+device_allowlist() {
+    run --userns=host -- sh -c 'mknod /dev/dfs-kmsg c 1 11 && echo MKNOD && (: > /dev/dfs-kmsg) && echo OPENED
+        mknod /dev/dfs-loop b 7 0 && echo MKNOD && (: < /dev/dfs-loop) && echo OPENED
+        (: < /dev/null) && echo NULL-OPENED'
+    [ "$(grep -c '^MKNOD$' "$out")" = 2 ] || { fail_with_run "mknod failed, so the open was not tried"; return 1; }
+    ! grep -qx OPENED "$out" || { fail_with_run "a host device was opened"; return 1; }
+    grep -qx NULL-OPENED "$out" || { fail_with_run "/dev/null could not be opened"; return 1; }
+    [ "$(grep -c 'Operation not permitted' "$err")" = 2 ] || fail_with_run "expected EPERM for both"
+}
 check_cgroups() {
     check "the limits land in the cgroup's files ($(cgroup_v2 && echo v2 || echo v1))" limits_land
     check "/proc/self/cgroup shows / inside (cgroup namespace)" cgroup_is_root_inside
     check "--pids-limit 5 stops the sixth process" pids_limited
+    check "--userns=host: a host device made inside (c 1:11, b 7:0) cannot be opened ($(cgroup_v2 && echo v2 eBPF || echo v1 devices))" \
+        device_allowlist
     check "no cgroup is left (neither the container's nor the parent)" no_cgroups_left
 }
 

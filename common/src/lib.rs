@@ -2,10 +2,14 @@
 //! store, container ids and directories, the device table, exit-status
 //! reporting, error hints, the `--trace` facility, the relay of a container's
 //! terminal and test helpers.
+//! store, container ids and directories, the device table and allowlist,
+//! Docker's masked paths, exit-status reporting, error hints, the `--trace`
+//! facility and test helpers.
 //!
 //! The system calls a step teaches are *not* here: they are called in that
 //! step's `src/main.rs`, where the diff against the previous step shows them.
 
+pub mod bpf;
 pub mod cgroup;
 pub mod cleanup;
 pub mod cli;
@@ -17,6 +21,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod image;
 pub mod limits;
+pub mod masks;
 pub mod mountapi;
 pub mod net;
 pub mod paths;

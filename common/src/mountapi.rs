@@ -1,7 +1,8 @@
 //! The new mount API calls that nix does not wrap yet, and passing a
 //! descriptor (a detached mount) to another process over a Unix socket, as thin functions
 //! returning `nix::Result` so that a step can call them through `sys!`:
-//! open_tree(2), mount_setattr(2) with MOUNT_ATTR_IDMAP, move_mount(2).
+//! open_tree(2), mount_setattr(2) with MOUNT_ATTR_IDMAP, move_mount(2); and
+//! the flags a remount must keep.
 //! Together they make an idmapped mount: a view of a directory in which
 //! file owners are translated through a user namespace's uid/gid maps.
 
@@ -107,6 +108,19 @@ pub fn recv_fd(socket: &impl AsRawFd) -> nix::Result<Option<OwnedFd>> {
         }
     }
     Ok(None)
+}
+
+/// The flags of the mount that holds `path` which a remount must repeat:
+/// nosuid, nodev, noexec and rdonly, read with statvfs(2) (the ST_* bits
+/// are the MS_* ones). A remount (MS_REMOUNT | MS_BIND) sets exactly the
+/// flags it is given, and in a user namespace the kernel refuses (EPERM) one
+/// that would clear a flag the host set, which it locks. runc's
+/// `readonlyPath` reads them the same way.
+pub fn mount_flags(path: &Path) -> nix::Result<nix::mount::MsFlags> {
+    use nix::mount::MsFlags;
+    let kept = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    let flags = nix::sys::statvfs::statvfs(path)?.flags();
+    Ok(MsFlags::from_bits_truncate(flags.bits() as libc::c_ulong) & kept)
 }
 
 /// move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH): attaches

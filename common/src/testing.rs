@@ -417,6 +417,8 @@ pub fn check_only_the_containers_mounts(step: Step) {
 /// One line of `/proc/PID/mountinfo` (see proc_pid_mountinfo(5)).
 pub struct Mount<'a> {
     pub point: &'a str,
+    /// The mount's own options: `rw,nosuid,nodev,noexec,relatime`.
+    pub options: &'a str,
     /// `shared:N`, `master:N`, … (empty for a private mount).
     pub propagation: Vec<&'a str>,
     pub fstype: &'a str,
@@ -433,6 +435,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount<'_>> {
             let fs: Vec<&str> = fs.split(' ').collect();
             Some(Mount {
                 point: fields.get(4)?,
+                options: fields.get(5)?,
                 propagation: fields.get(6..).unwrap_or_default().to_vec(),
                 fstype: fs.first()?,
                 source: fs.get(1)?,
@@ -1697,4 +1700,204 @@ pub fn check_terminal_restored_when_the_runtime_dies(step: Step) {
     wait_for("the container to die with its runtime", || is_dead(init));
     cleanup(step, &sandbox);
     sandbox.assert_clean();
+}
+
+// ---------------------------------------------------------------------------
+// What the container can reach through the filesystem: its own /dev/shm and
+// /dev/mqueue and network sysctls (step06 on); Docker's masked and read-only
+// paths, a read-only /sys, device nodes of its own and image symlinks that
+// cannot send a mount outside (step07 on); the device allowlist (step08 on).
+// Each check tries the attack from inside and fails if it works. `extra` is
+// `--userns=host` or nothing: every check runs in both modes.
+
+/// The options of the mount at `point` in a mountinfo text, and its type:
+/// (mount options, filesystem type, superblock options).
+fn mount_at(mountinfo: &str, point: &str) -> Option<(String, String, String)> {
+    parse_mountinfo(mountinfo)
+        .iter()
+        .rev()
+        .find(|mount| mount.point == point)
+        .map(|mount| (mount.options.to_string(), mount.fstype.to_string(), mount.super_options.to_string()))
+}
+
+fn has_options(options: &str, wanted: &[&str]) -> bool {
+    wanted.iter().all(|option| options.split(',').any(|have| have == *option))
+}
+
+/// Runs `script` with `sh -c` in a container (runtime options `extra`) and
+/// returns its standard output, asserting the run ended with status 0.
+fn inside(step: Step, extra: &[&str], script: &str) -> String {
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", script]);
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    stdout(&output)
+}
+
+/// `/dev/shm` is a tmpfs of 64 MiB, nosuid, nodev, noexec, mode 1777, as
+/// Docker mounts it; `/dev/mqueue` is an mqueue mount, nosuid, nodev, noexec.
+pub fn check_shm_and_mqueue(step: Step, extra: &[&str]) {
+    let out = inside(step, extra, "stat -c '%a' /dev/shm && cat /proc/self/mountinfo");
+    let (mode, mountinfo) = out.split_once('\n').unwrap_or_default();
+    assert_eq!(mode, "1777", "/dev/shm's mode with {extra:?}");
+    let (options, fstype, super_options) =
+        mount_at(mountinfo, "/dev/shm").unwrap_or_else(|| panic!("no /dev/shm mount with {extra:?}:\n{mountinfo}"));
+    assert_eq!(fstype, "tmpfs", "/dev/shm with {extra:?}");
+    assert!(has_options(&options, &["nosuid", "nodev", "noexec"]), "/dev/shm is {options} with {extra:?}");
+    assert!(has_options(&super_options, &["size=65536k"]), "/dev/shm is {super_options} with {extra:?}");
+    let (options, fstype, _) = mount_at(mountinfo, "/dev/mqueue")
+        .unwrap_or_else(|| panic!("no /dev/mqueue mount with {extra:?}:\n{mountinfo}"));
+    assert_eq!(fstype, "mqueue", "/dev/mqueue with {extra:?}");
+    assert!(has_options(&options, &["nosuid", "nodev", "noexec"]), "/dev/mqueue is {options} with {extra:?}");
+}
+
+/// Docker's sysctls for a private network namespace are set inside:
+/// `ip_unprivileged_port_start` 0 and, without a user namespace (`ping`),
+/// `ping_group_range` "0 2147483647"; the host's own values do not change.
+pub fn check_network_sysctls(step: Step, extra: &[&str], ping: bool) {
+    let files = ["/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/net/ipv4/ping_group_range"];
+    let host = files.map(|file| std::fs::read_to_string(file).unwrap());
+    let out = inside(step, extra, &format!("cat {} {}", files[0], files[1]));
+    let lines: Vec<String> = out.lines().map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(lines[0], "0", "ip_unprivileged_port_start with {extra:?}");
+    if ping {
+        assert_eq!(lines[1], "0 2147483647", "ping_group_range with {extra:?}");
+    }
+    assert_eq!(files.map(|file| std::fs::read_to_string(file).unwrap()), host, "the host's sysctls changed");
+}
+
+/// From inside, writing `kernel.core_pattern` back (the value just read)
+/// fails, and so does writing /sys (transparent hugepages, the current
+/// value back); /sys is mounted read-only, nosuid, nodev, noexec, and /proc
+/// nosuid, nodev, noexec.
+pub fn check_proc_sys_and_sys_are_read_only(step: Step, extra: &[&str]) {
+    let script = r#"cp=$(cat /proc/sys/kernel/core_pattern) && echo "$cp" > /proc/sys/kernel/core_pattern && echo CORE-WRITTEN
+        thp=/sys/kernel/mm/transparent_hugepage/enabled
+        if [ -e $thp ]; then now=$(sed 's/.*\[\(.*\)\].*/\1/' $thp) && echo "$now" > $thp && echo SYS-WRITTEN; fi
+        cat /proc/self/mountinfo"#;
+    let out = inside(step, extra, script);
+    assert!(!out.contains("CORE-WRITTEN"), "kernel.core_pattern was written from inside with {extra:?}");
+    assert!(!out.contains("SYS-WRITTEN"), "/sys was written from inside with {extra:?}");
+    let (options, _, _) = mount_at(&out, "/sys").unwrap_or_else(|| panic!("no /sys mount:\n{out}"));
+    assert!(has_options(&options, &["ro", "nosuid", "nodev", "noexec"]), "/sys is {options} with {extra:?}");
+    let (options, _, _) = mount_at(&out, "/proc").unwrap_or_else(|| panic!("no /proc mount:\n{out}"));
+    assert!(has_options(&options, &["nosuid", "nodev", "noexec"]), "/proc is {options} with {extra:?}");
+}
+
+/// Each of Docker's masked paths that this kernel has reads as nothing
+/// inside (a file is empty, a directory has no entries), and each of its
+/// read-only paths is a read-only mount.
+pub fn check_masked_and_read_only_paths(step: Step, extra: &[&str]) {
+    let masked: Vec<String> =
+        crate::masks::masked_paths().into_iter().filter(|path| Path::new(path).exists()).collect();
+    assert!(!masked.is_empty(), "this host has none of the masked paths: nothing would be proved");
+    let script = r#"for p in "$@"; do
+            if [ -d "$p" ]; then echo "$p $(ls -A "$p" | wc -l)"
+            elif [ -e "$p" ]; then echo "$p $(cat "$p" 2>/dev/null | wc -c)"
+            else echo "$p missing"; fi
+        done
+        cat /proc/self/mountinfo"#;
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", script, "sh"]);
+    args.extend(masked.iter().map(String::as_str));
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    for path in &masked {
+        assert!(out.lines().any(|line| line == format!("{path} 0")), "{path} is not masked with {extra:?}:\n{out}");
+    }
+    for path in crate::masks::READONLY_PATHS.iter().filter(|path| Path::new(path).exists()) {
+        let (options, _, _) = mount_at(&out, path).unwrap_or_else(|| panic!("{path} is not a mount with {extra:?}"));
+        assert!(has_options(&options, &["ro"]), "{path} is {options} with {extra:?}");
+    }
+}
+
+/// `chmod 777 /dev/null` inside leaves the host's /dev/null as it was:
+/// without a user namespace the container's /dev/null is its own node (no
+/// bind mount, and the chmod shows inside); in one, it is the host's node,
+/// bind-mounted nosuid and noexec, which the container's root (uid 100000
+/// on the host) may not chmod.
+pub fn check_chmod_dev_null_stays_inside(step: Step, extra: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let before = std::fs::metadata("/dev/null").unwrap().permissions().mode();
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", "chmod 777 /dev/null; stat -c %a /dev/null; cat /proc/self/mountinfo"]);
+    let output = step.run(&sandbox, &args);
+    let after = std::fs::metadata("/dev/null").unwrap().permissions().mode();
+    if after != before {
+        // Put the host back before failing: other tests use /dev/null.
+        std::fs::set_permissions("/dev/null", std::fs::Permissions::from_mode(before)).unwrap();
+    }
+    assert_eq!(after, before, "chmod 777 /dev/null inside changed the host's /dev/null with {extra:?}");
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let (mode, mountinfo) = out.split_once('\n').unwrap_or_default();
+    match mount_at(mountinfo, "/dev/null") {
+        None => assert_eq!(mode, "777", "the container's own /dev/null did not change with {extra:?}"),
+        Some((options, _, _)) => {
+            assert!(!extra.contains(&"--userns=host"), "/dev/null is the host's node without a user namespace");
+            assert_eq!(mode, "666", "the bind-mounted /dev/null changed with {extra:?}");
+            assert!(has_options(&options, &["nosuid", "noexec"]), "/dev/null is mounted {options}");
+        }
+    }
+}
+
+/// With `--userns=host` (the container has CAP_MKNOD) a node it makes for a
+/// host device (/dev/kmsg, c 1:11, opened for writing, which needs no
+/// CAP_SYSLOG; a loop disk, b 7:0) cannot be opened:
+/// the cgroup's device allowlist refuses it (EPERM). In a user namespace
+/// mknod itself fails. Either way nothing is opened.
+pub fn check_device_allowlist(step: Step, extra: &[&str]) {
+    let script = "mknod /dev/dfs-kmsg c 1 11 && echo MKNOD && (: > /dev/dfs-kmsg) && echo OPENED
+                  mknod /dev/dfs-loop b 7 0 && echo MKNOD && (: < /dev/dfs-loop) && echo OPENED
+                  (: < /dev/null) && echo NULL-OPENED";
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["sh", "-c", script]);
+    let output = step.run(&sandbox, &args);
+    let out = stdout(&output);
+    let err = stderr(&output);
+    assert!(!out.lines().any(|line| line == "OPENED"), "a host device was opened with {extra:?}:\n{out}\n{err}");
+    assert!(out.contains("NULL-OPENED"), "/dev/null could not be opened with {extra:?}:\n{err}");
+    if extra.contains(&"--userns=host") {
+        assert_eq!(out.matches("MKNOD\n").count(), 2, "mknod failed: the open was not tried:\n{err}");
+        assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
+    }
+}
+
+/// An image whose /proc (or /sys, or /dev) is a symlink, to /etc or out of
+/// the root, is refused: status 125, an error naming the symlink, and no
+/// mount on the host's /etc, before or after.
+pub fn check_symlinked_mount_targets_are_refused(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let host_before = fsutil::mountinfo("self").unwrap();
+    for (name, dir, target) in
+        [("proc-etc", "proc", "/etc"), ("sys-up", "sys", "../../../../../../etc"), ("dev-etc", "dev", "/etc")]
+    {
+        custom_image(&sandbox, name, &[]);
+        let rootfs = sandbox.images.join(name).join("rootfs");
+        std::fs::remove_dir(rootfs.join(dir)).unwrap();
+        std::os::unix::fs::symlink(target, rootfs.join(dir)).unwrap();
+        let mut args = vec!["--image", name];
+        args.extend(extra);
+        args.push("true");
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "{name} with {extra:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(&format!("the image's /{dir} is a symlink (to {target})")),
+            "{name} with {extra:?}: {err}"
+        );
+        let host = fsutil::mountinfo("self").unwrap();
+        assert!(!parse_mountinfo(&host).iter().any(|mount| mount.point == "/etc"), "/etc is mounted over:\n{host}");
+    }
+    assert_eq!(
+        parse_mountinfo(&host_before).len(),
+        parse_mountinfo(&fsutil::mountinfo("self").unwrap()).len(),
+        "the host's mount table changed"
+    );
 }

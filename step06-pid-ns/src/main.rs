@@ -140,6 +140,13 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     // bring up its loopback interface (it starts down).
     sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
     common::net::loopback_up()?;
+    // Docker's two sysctls for a private network namespace, safe because
+    // the namespace is the container's own: any port may be bound without
+    // CAP_NET_BIND_SERVICE, and any group may ping (ICMP echo sockets)
+    // without CAP_NET_RAW. /proc/sys/net shows the network namespace of the
+    // process that opens it, so this writes ours, not the host's.
+    sys!(std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"))?;
+    sys!(std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"))?;
     // A mount namespace of our own, and no propagation in or out of it:
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
@@ -182,6 +189,26 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5")
+    ))?;
+    // The IPC namespace's own files: POSIX shared memory (shm_open(3)) in
+    // /dev/shm, a tmpfs of 64 MiB as Docker gives by default (--shm-size),
+    // and message queues (mq_overview(7)) in /dev/mqueue, whose mqueue
+    // filesystem is that of the IPC namespace that mounts it: ours.
+    sys!(std::fs::create_dir(dev.join("shm")))?;
+    sys!(mount(
+        Some("shm"),
+        &dev.join("shm"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k")
+    ))?;
+    sys!(std::fs::create_dir(dev.join("mqueue")))?;
+    sys!(mount(
+        Some("mqueue"),
+        &dev.join("mqueue"),
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>
     ))?;
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.

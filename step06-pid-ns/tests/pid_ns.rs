@@ -87,3 +87,9 @@ as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_l
 as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
 as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
 as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));
+
+// What the container reaches through the filesystem (issue 8): its IPC
+// namespace's /dev/shm and /dev/mqueue, and Docker's sysctls in its network
+// namespace, not the host's.
+as_root!(dev_shm_and_dev_mqueue_are_its_own, testing::check_shm_and_mqueue(STEP, &[]));
+as_root!(dockers_network_sysctls_are_set_inside_only, testing::check_network_sysctls(STEP, &[], true));

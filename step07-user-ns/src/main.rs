@@ -14,11 +14,17 @@
 //! seccomp filter (seccomp(2)) with Docker's default profile answers EPERM
 //! to the system calls a container has no use for, nested user namespaces,
 //! keyctl and bpf among them. `--security-opt seccomp=unconfined` goes without.
+//! In both modes, what root inside can reach through the filesystem is what
+//! Docker allows: /proc and /sys that cannot change the host (/sys and
+//! /proc/sys read-only, Docker's masked paths covered), device nodes that
+//! are the container's own, and no mount that an image's symlink can send
+//! outside the container's root.
 
 use std::convert::Infallible;
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::path::PathBuf;
@@ -35,6 +41,7 @@ use common::env::close_range_cloexec;
 use common::env::execvpe;
 use common::ids::IdMap;
 use common::ids::User;
+use common::mountapi::mount_flags;
 use common::mountapi::mount_setattr_idmap;
 use common::mountapi::mount_setattr_readonly;
 use common::mountapi::move_mount;
@@ -61,6 +68,10 @@ use nix::sys::socket::AddressFamily;
 use nix::sys::socket::SockFlag;
 use nix::sys::socket::SockType;
 use nix::sys::socket::socketpair;
+use nix::sys::stat::Mode;
+use nix::sys::stat::SFlag;
+use nix::sys::stat::makedev;
+use nix::sys::stat::mknod;
 use nix::sys::termios::Termios;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::WaitStatus;
@@ -293,6 +304,17 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     // bring up its loopback interface (it starts down).
     sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
     common::net::loopback_up()?;
+    // Docker's two sysctls for a private network namespace, safe because
+    // the namespace is the container's own: any port may be bound without
+    // CAP_NET_BIND_SERVICE, and any group may ping (ICMP echo sockets)
+    // without CAP_NET_RAW. /proc/sys/net shows the network namespace of the
+    // process that opens it, so this writes ours, not the host's.
+    sys!(std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"))?;
+    // In a user namespace the kernel refuses (EINVAL) a range of groups that
+    // the namespace does not map, and Docker leaves this one out there.
+    if args.userns.is_some() {
+        sys!(std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"))?;
+    }
     // A mount namespace of our own, and no propagation in or out of it:
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
@@ -319,31 +341,108 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     // is told to use user.* ones.
     let layers = if args.userns.is_none() { layers + ",userxattr" } else { layers };
     sys!(mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::MS_NODEV, Some(layers.as_str())))?;
+    // The image decides what its /proc, /sys and /dev are. A symlink there
+    // (to /etc, or to ../../../../host/dir) would send a mount outside the
+    // container's root (runc's CVE-2019-16884), so every mount target is
+    // looked up inside the root, and refused if it is a symlink.
+    let procfs = common::paths::in_rootfs(&rootfs, "/proc")?;
+    let sysfs = common::paths::in_rootfs(&rootfs, "/sys")?;
+    let dev = common::paths::in_rootfs(&rootfs, "/dev")?;
     // The kernel's views a command expects: processes, devices and sysfs.
-    sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
-    sys!(mount(Some("sysfs"), &rootfs.join("sys"), Some("sysfs"), MsFlags::empty(), None::<&str>))?;
-    sys!(mount(Some("tmpfs"), &rootfs.join("dev"), Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
+    // Nothing there is a program, a setuid file or a device node to use
+    // (nosuid, nodev, noexec, as Docker mounts them), and /sys is read-only:
+    // its files describe and change the host's kernel (transparent
+    // hugepages, drop_caches), not the container's.
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    sys!(mount(Some("proc"), &procfs, Some("proc"), flags, None::<&str>))?;
+    sys!(mount(Some("sysfs"), &sysfs, Some("sysfs"), flags | MsFlags::MS_RDONLY, None::<&str>))?;
+    sys!(mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
     // The devices every container gets, made by hand: the tmpfs is ours,
-    // so the host's /dev (disks and all) never shows up inside. A user
-    // namespace may not mknod (EPERM), so the host's nodes are bind-mounted.
-    let dev = rootfs.join("dev");
+    // so the host's /dev (disks and all) never shows up inside. Without a
+    // user namespace they are the container's own nodes, as in step 06: a
+    // chmod inside changes the container's /dev/null, not the host's.
     for device in DEVICES {
+        if args.userns.is_some() {
+            let mode = Mode::from_bits_truncate(device.mode);
+            sys!(mknod(&dev.join(device.name), SFlag::S_IFCHR, mode, makedev(device.major, device.minor)))?;
+            // mknod applies our umask; the devices need their exact modes.
+            sys!(std::fs::set_permissions(dev.join(device.name), std::fs::Permissions::from_mode(device.mode)))?;
+            continue;
+        }
+        // A user namespace may not mknod (EPERM), so the host's nodes are
+        // bind-mounted, as runc does. A bind mount is the host's node itself,
+        // but root inside is uid 100000 on the host and does not own it:
+        // chmod and chown fail (EPERM). It is remounted nosuid and noexec
+        // (runc leaves them as they are), keeping the flags of the host's
+        // /dev, which the kernel locks.
         sys!(fs::File::create(dev.join(device.name)))?;
         let host = Path::new("/dev").join(device.name);
         sys!(mount(Some(&host), &dev.join(device.name), None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+        let kept = sys!(mount_flags(&host))?;
+        let remount = kept | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+        sys!(mount(None::<&str>, &dev.join(device.name), None::<&str>, remount, None::<&str>))?;
     }
     for (name, target) in LINKS {
         sys!(symlink(target, dev.join(name)))?;
     }
     // A private devpts instance: the container's terminals are its own.
     sys!(std::fs::create_dir(dev.join("pts")))?;
+    let pts = common::paths::in_rootfs(&rootfs, "/dev/pts")?;
     sys!(mount(
         Some("devpts"),
-        &dev.join("pts"),
+        &pts,
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some(common::ids::devpts_options(&args.gidmap, args.userns.is_some()))
     ))?;
+    // The IPC namespace's own files: POSIX shared memory (shm_open(3)) in
+    // /dev/shm, a tmpfs of 64 MiB as Docker gives by default (--shm-size),
+    // and message queues (mq_overview(7)) in /dev/mqueue, whose mqueue
+    // filesystem is that of the IPC namespace that mounts it: ours.
+    sys!(std::fs::create_dir(dev.join("shm")))?;
+    let shm = common::paths::in_rootfs(&rootfs, "/dev/shm")?;
+    sys!(mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k")
+    ))?;
+    sys!(std::fs::create_dir(dev.join("mqueue")))?;
+    let mqueue = common::paths::in_rootfs(&rootfs, "/dev/mqueue")?;
+    sys!(mount(
+        Some("mqueue"),
+        &mqueue,
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>
+    ))?;
+    // Docker's read-only paths (/proc/sys and others: common/src/masks.rs)
+    // are bound onto themselves, then remounted read-only with the flags
+    // the mount had (runc's readonlyPath). Then its masked paths: a file is
+    // covered by /dev/null, a directory by an empty read-only tmpfs, so
+    // reading them tells nothing (runc's maskPaths). What this kernel does
+    // not have is skipped.
+    for path in common::masks::READONLY_PATHS {
+        let target = common::paths::in_rootfs(&rootfs, path)?;
+        if std::fs::symlink_metadata(&target).is_err() {
+            continue;
+        }
+        sys!(mount(Some(&target), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>))?;
+        let kept = sys!(mount_flags(&target))?;
+        let remount = kept | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        sys!(mount(None::<&str>, &target, None::<&str>, remount, None::<&str>))?;
+    }
+    for path in common::masks::masked_paths() {
+        let target = common::paths::in_rootfs(&rootfs, &path)?;
+        match std::fs::symlink_metadata(&target) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Ok(meta) if meta.is_dir() => {
+                sys!(mount(Some("tmpfs"), &target, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>))?
+            }
+            _ => sys!(mount(Some(&dev.join("null")), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>))?,
+        }
+    }
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.
     let old_root = rootfs.join(".old-root");

@@ -230,3 +230,34 @@ as_root!(
     no_new_privileges_only_when_asked_in_host_mode,
     testing::check_no_new_privileges_only_when_asked(STEP, &["--userns=host"])
 );
+
+// What the container reaches through the filesystem (issue 8), in both
+// modes: each test tries the attack from inside.
+as_root!(dev_shm_and_dev_mqueue_are_its_own, {
+    testing::check_shm_and_mqueue(STEP, &[]);
+    testing::check_shm_and_mqueue(STEP, &["--userns=host"]);
+});
+as_root!(dockers_network_sysctls_are_set_inside_only, {
+    testing::check_network_sysctls(STEP, &[], false);
+    testing::check_network_sysctls(STEP, &["--userns=host"], true);
+});
+as_root!(core_pattern_and_sys_cannot_be_written, testing::check_proc_sys_and_sys_are_read_only(STEP, &[]));
+as_root!(
+    core_pattern_and_sys_cannot_be_written_in_host_mode,
+    testing::check_proc_sys_and_sys_are_read_only(STEP, &["--userns=host"])
+);
+as_root!(masked_paths_read_as_nothing, testing::check_masked_and_read_only_paths(STEP, &[]));
+as_root!(
+    masked_paths_read_as_nothing_in_host_mode,
+    testing::check_masked_and_read_only_paths(STEP, &["--userns=host"])
+);
+as_root!(chmod_dev_null_inside_leaves_the_hosts_alone, testing::check_chmod_dev_null_stays_inside(STEP, &[]));
+as_root!(
+    chmod_dev_null_inside_leaves_the_hosts_alone_in_host_mode,
+    testing::check_chmod_dev_null_stays_inside(STEP, &["--userns=host"])
+);
+as_root!(an_image_with_a_symlinked_proc_is_refused, testing::check_symlinked_mount_targets_are_refused(STEP, &[]));
+as_root!(
+    an_image_with_a_symlinked_proc_is_refused_in_host_mode,
+    testing::check_symlinked_mount_targets_are_refused(STEP, &["--userns=host"])
+);
