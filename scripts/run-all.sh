@@ -736,6 +736,7 @@ tty_is_its_own() {
     run -t -- tty
     [ "$rc" = 0 ] || { fail_with_run "expected exit status 0, got $rc"; return 1; }
     [ "$(tr -d '\r' <"$out")" = /dev/pts/0 ] || fail_with_run "expected /dev/pts/0 (and a carriage return)"
+}
 # From step07: what the container can reach through the filesystem, in both
 # modes. Each check tries the attack from inside and fails if it works.
 proc_sys_and_sys_read_only() {
