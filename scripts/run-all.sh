@@ -876,9 +876,27 @@ pids_limited() {
     grep -qi "fork" "$err" || fail_with_run "expected a failed fork"
 }
 # The last container out also removes the project's parent cgroup, so nothing
-# named docker-from-scratch is left in any hierarchy.
+# named docker-from-scratch is left in any hierarchy. Containers of someone
+# else's may be running on this machine: a cgroup with processes in it is
+# theirs, and so is the parent above it; what counts as left behind is an
+# empty container cgroup, or an empty parent, still there a second later.
+leftover_cgroups() {
+    for parent in /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch; do
+        [ -d "$parent" ] || continue
+        busy=
+        for cgroup in "$parent"/*/; do
+            [ -d "$cgroup" ] || continue
+            if [ -n "$(cat "$cgroup/cgroup.procs" 2>/dev/null)" ]; then busy=1; else echo "$cgroup"; fi
+        done
+        [ -n "$busy" ] || echo "$parent"
+    done
+}
 no_cgroups_left() {
-    left=$(ls -d /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch 2>/dev/null)
+    tries=0
+    while left=$(leftover_cgroups) && [ -n "$left" ] && [ "$tries" -lt 10 ]; do
+        sleep 0.1
+        tries=$((tries + 1))
+    done
     [ -z "$left" ] || { echo "cgroups left: $left"; return 1; }
 }
 # From step08: a node for a host device that the container makes itself

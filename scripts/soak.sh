@@ -58,7 +58,7 @@
 #   printed-only count differs, its entries are printed with a note, so that
 #   other activity can be told from a leak.
 #
-# Only pids this script started are ever signalled (never pkill/killall), and
+# Only pids this script started are ever signalled (never by name), and
 # only cgroups named after this soak's own containers are ever looked at
 # closely: this script writes to no cgroup at all.
 

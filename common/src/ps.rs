@@ -1,7 +1,7 @@
 //! `ps`: the containers running now, from the record each run keeps in its
 //! directory, checked against what the kernel shows. It gives exercises and
 //! scripts a safe handle on *their* container (`kill -9 $(step09-oom ps
-//! --latest --pid)`), where `pkill sleep` would hit everyone's.
+//! --latest --pid)`), where killing by name would hit everyone's.
 
 use std::fs;
 use std::path::PathBuf;
