@@ -16,8 +16,9 @@
 # Every contender runs /bin/true from the same busybox rootfs:
 #   step09-oom     user namespace (0:100000:65536, idmapped image), pid, uts,
 #                  ipc, net, mount and cgroup namespaces, overlay root,
-#                  pivot_root, Docker's capabilities, no_new_privs, a cgroup
-#                  with a memory limit
+#                  pivot_root, Docker's capabilities and seccomp profile,
+#                  masked paths, a cgroup with a memory limit (no_new_privs
+#                  off, as Docker's default)
 #   step05-overlay overlay root and pivot_root in a mount namespace only: what
 #                  the later steps (more namespaces, user ns, cgroups) cost
 #   runc           an OCI bundle with the same namespaces, uid/gid maps,

@@ -111,8 +111,12 @@ fn remove_cgroup(id: &str) -> Result<Vec<String>> {
             break;
         }
         for pid in procs {
-            let _ = kill(Pid::from_raw(pid.pid as i32), Signal::SIGKILL);
-            lines.push(format!("container {id}: killed process {} left in its cgroup", pid.pid));
+            // A zombie is already dead: it only waits for its new parent.
+            let stat = fs::read_to_string(format!("/proc/{}/stat", pid.pid)).unwrap_or_default();
+            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            if !zombie && kill(Pid::from_raw(pid.pid as i32), Signal::SIGKILL).is_ok() {
+                lines.push(format!("container {id}: killed process {} left in its cgroup", pid.pid));
+            }
         }
         sleep(Duration::from_millis(10));
     }

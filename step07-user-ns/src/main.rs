@@ -3,7 +3,7 @@
 //! Root in the container should not be root on the host. A user namespace
 //! (CLONE_NEWUSER) maps ids: the parent writes /proc/PID/uid_map and gid_map
 //! so that container uids 0–65535 are host uids 100000–165535, while the
-//! child waits on a pipe. Root inside then owns the image's files through an
+//! child waits on a socket. Root inside then owns the image's files through an
 //! idmapped mount (mount_setattr(2), MOUNT_ATTR_IDMAP), or, where the kernel
 //! cannot, a copy chowned into the range. Device nodes cannot be created in
 //! a user namespace, so the host's are bind-mounted. Before exec the child

@@ -4,7 +4,7 @@
 //! uses. The parent creates a cgroup for the container (cgroups(7); cgroup v1
 //! keeps one hierarchy per controller, v2 one tree for all, and the
 //! cgroups-rs crate speaks both), writes its memory, CPU and process-count
-//! limits, and puts the child in it while the child still waits on the pipe,
+//! limits, and puts the child in it while the child still waits on the socket,
 //! so that nothing the container runs is ever outside it. The child then
 //! enters a new cgroup namespace, so its /proc/self/cgroup shows "/". The
 //! cgroup is removed when the container ends, or when its start fails. The

@@ -614,6 +614,13 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     for limit in &args.ulimit {
         sys!(setrlimit(limit.resource, limit.soft, limit.hard))?;
     }
+    // Asked for (as Docker, off by default: real images need `su` and
+    // `passwd`), no setuid binary or file capability raises privileges
+    // after this; in a user namespace a setuid-root program only ever
+    // reaches the container's root.
+    if common::security::no_new_privileges(&args.security_opt) {
+        sys!(set_no_new_privs())?;
+    }
     // A session of its own (setsid(2)): the container leaves the caller's
     // session, and so has no controlling terminal. Its stdin, stdout and
     // stderr may still be the caller's terminal (as with `docker run -i`),
@@ -637,13 +644,6 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
         sys!(dup2_stderr(&terminal.slave))?;
         // The slave stays open as 0, 1 and 2; the master is the runtime's.
         drop(terminal);
-    }
-    // Asked for (as Docker, off by default: real images need `su` and
-    // `passwd`), no setuid binary or file capability raises privileges
-    // after this; in a user namespace a setuid-root program only ever
-    // reaches the container's root.
-    if common::security::no_new_privileges(&args.security_opt) {
-        sys!(set_no_new_privs())?;
     }
     // Only stdin, stdout and stderr cross into the container: an inherited
     // descriptor (on the host's "/", say) would be a way out.
