@@ -1,10 +1,10 @@
-//! The new mount API calls that nix does not wrap yet, and passing a
-//! descriptor (a detached mount) to another process over a Unix socket, as thin functions
+//! The new mount API calls that nix does not wrap yet, as thin functions
 //! returning `nix::Result` so that a step can call them through `sys!`:
-//! open_tree(2), mount_setattr(2) with MOUNT_ATTR_IDMAP, move_mount(2); and
-//! the flags a remount must keep.
-//! Together they make an idmapped mount: a view of a directory in which
-//! file owners are translated through a user namespace's uid/gid maps.
+//! open_tree(2), mount_setattr(2) (read-only, and MOUNT_ATTR_IDMAP),
+//! move_mount(2), and the flags a remount must keep. Together they make a
+//! detached mount of the image, read-only and idmapped (file owners seen
+//! through a user namespace's uid/gid maps), which the runtime passes to the
+//! container as a descriptor over a Unix socket (`send_fd`, `recv_fd`).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
