@@ -7,14 +7,20 @@
 //! of the mount namespace, and `chroot(".")` makes that the root again.
 //!
 //! Prints `ESCAPED` when the root it ends in is not the one it started in,
-//! `CONTAINED` otherwise. With arguments, runs them in the root it ended in
-//! (`breakout ls /` lists the host's root after an escape).
+//! `CONTAINED` otherwise. When a call fails, it first says which one and why
+//! on stderr (as `nobody`, the first `mkdir` already fails). With arguments,
+//! runs them in the root it ended in (`breakout ls /` lists the host's root
+//! after an escape).
 
 use std::env;
 use std::fs;
+use std::io;
 use std::os::unix::fs::{chroot, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::process::{exit, Command};
+
+const EPERM: i32 = 1;
+const EACCES: i32 = 13;
 
 fn root_identity() -> (u64, u64) {
     let meta = fs::metadata("/").expect("stat /");
@@ -23,7 +29,13 @@ fn root_identity() -> (u64, u64) {
 
 fn main() {
     let before = root_identity();
-    let escaped = attempt().is_ok() && root_identity() != before;
+    let escaped = match attempt() {
+        Ok(()) => root_identity() != before,
+        Err(failure) => {
+            eprintln!("breakout: {failure}");
+            false
+        }
+    };
     println!("{}", if escaped { "ESCAPED" } else { "CONTAINED" });
     let args: Vec<String> = env::args().skip(1).collect();
     if let Some((program, rest)) = args.split_first() {
@@ -33,16 +45,29 @@ fn main() {
     }
 }
 
-fn attempt() -> std::io::Result<()> {
+/// Names the call, its argument and the reason, like strace: the escape
+/// needs root (`mkdir` in `/` and `chroot` both do), so say so.
+fn failed(call: &str, err: io::Error) -> String {
+    let reason = err.to_string();
+    let reason = reason.split(" (os error").next().unwrap_or(&reason).to_string();
+    let hint = match err.raw_os_error() {
+        Some(EACCES) => " (run as root in the container)",
+        Some(EPERM) => " (chroot needs CAP_SYS_CHROOT: run as root in the container)",
+        _ => "",
+    };
+    format!("{call} failed: {reason}{hint}")
+}
+
+fn attempt() -> Result<(), String> {
     let dir = "/.breakout";
-    fs::create_dir_all(dir)?;
+    fs::create_dir_all(dir).map_err(|e| failed(&format!("mkdir({dir:?})"), e))?;
     let result = chroot(dir);
     // Our working directory is still the old "/", so the relative name
     // reaches the directory we just made our root.
     let _ = fs::remove_dir(".breakout");
-    result?;
+    result.map_err(|e| failed(&format!("chroot({dir:?})"), e))?;
     for _ in 0..1024 {
-        env::set_current_dir("..")?;
+        env::set_current_dir("..").map_err(|e| failed("chdir(\"..\")", e))?;
     }
-    chroot(".")
+    chroot(".").map_err(|e| failed("chroot(\".\")", e))
 }

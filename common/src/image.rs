@@ -520,6 +520,7 @@ pub const HELPERS: &[(&str, &[u8])] = &[
     ("tiocsti", include_bytes!(concat!(env!("OUT_DIR"), "/tiocsti"))),
     ("traceme", include_bytes!(concat!(env!("OUT_DIR"), "/traceme"))),
     ("setuid-id", include_bytes!(concat!(env!("OUT_DIR"), "/setuid-id"))),
+    ("ipcmk", include_bytes!(concat!(env!("OUT_DIR"), "/ipcmk"))),
 ];
 
 /// The helper installed setuid root, like `su` or `passwd` in a real image.
