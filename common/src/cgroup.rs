@@ -230,7 +230,10 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
     let _lock = lock_parent()?;
     let parent = Cgroup::load(hierarchies::auto(), crate::CGROUP_PARENT);
     for subsystem in parent.subsystems() {
-        let _ = crate::sys!(std::fs::remove_dir(subsystem.to_controller().path()));
+        let path = subsystem.to_controller().path();
+        if path.exists() {
+            let _ = crate::sys!(std::fs::remove_dir(path));
+        }
     }
     Ok(())
 }

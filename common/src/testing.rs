@@ -210,9 +210,10 @@ impl Sandbox {
     }
 }
 
-/// The last line the runtime printed on stderr.
+/// The last line the runtime printed on stderr, trace lines aside: with
+/// `--trace`, the cleanup after the report is traced too.
 pub fn last_line(output: &Output) -> String {
-    stderr(output).lines().last().unwrap_or_default().to_string()
+    stderr(output).lines().rfind(|line| !line.starts_with("trace[")).unwrap_or_default().to_string()
 }
 
 /// Asserts the exit status and the runtime's last line: `process PID …` for

@@ -50,7 +50,7 @@ where
     if enabled() {
         let outcome = match &result {
             Ok(value) => format!("Ok({})", shorten(&strace_style(&format!("{value:?}")), 40)),
-            Err(err) => format!("Err({err:?})"),
+            Err(err) => format!("Err({})", errno_style(err)),
         };
         say(&format!("trace[{}] {} = {outcome} [{took:.1?}]", std::process::id(), call(name, arguments)));
     }
@@ -105,6 +105,16 @@ fn call(name: &str, arguments: &[String]) -> String {
     format!("{name}({})", shown.join(", "))
 }
 
+/// An error as strace shows it: `ENOENT (No such file or directory)` for an
+/// OS error, rather than `Os { code: 2, kind: NotFound, … }`.
+fn errno_style<E: std::error::Error + Debug + 'static>(err: &E) -> String {
+    let io = (err as &dyn std::error::Error).downcast_ref::<std::io::Error>();
+    match io.and_then(std::io::Error::raw_os_error) {
+        Some(code) => format!("{:?} ({})", nix::errno::Errno::from_raw(code), nix::errno::Errno::from_raw(code).desc()),
+        None => format!("{err:?}"),
+    }
+}
+
 /// What strace knows from a call's signature: mknod's fourth argument is a
 /// device number, shown as `makedev(1, 3)` rather than 259.
 fn by_position(name: &str, index: usize, shown: &str) -> String {
@@ -114,6 +124,31 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
             let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
             let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
             format!("makedev({major}, {minor})")
+        }
+        // The permission bits of a nix `Mode`, in octal: `0666`.
+        ("mknod", 2, _) if shown.starts_with("S_I") => {
+            const BITS: &[(&str, u32)] = &[
+                ("S_ISUID", 0o4000),
+                ("S_ISGID", 0o2000),
+                ("S_ISVTX", 0o1000),
+                ("S_IRWXU", 0o700),
+                ("S_IRUSR", 0o400),
+                ("S_IWUSR", 0o200),
+                ("S_IXUSR", 0o100),
+                ("S_IRWXG", 0o70),
+                ("S_IRGRP", 0o40),
+                ("S_IWGRP", 0o20),
+                ("S_IXGRP", 0o10),
+                ("S_IRWXO", 0o7),
+                ("S_IROTH", 0o4),
+                ("S_IWOTH", 0o2),
+                ("S_IXOTH", 0o1),
+            ];
+            let bits = shown.split('|').map(|name| BITS.iter().find(|(known, _)| *known == name).map(|(_, bit)| *bit));
+            match bits.collect::<Option<Vec<u32>>>() {
+                Some(bits) => format!("0{:03o}", bits.iter().fold(0, |all, bit| all | bit)),
+                None => shown.to_string(),
+            }
         }
         _ => shown.to_string(),
     }
@@ -284,9 +319,17 @@ mod tests {
     fn a_device_number_reads_as_makedev() {
         let dev = nix::sys::stat::makedev(1, 3).to_string();
         let line = call("mknod", &["\"/dev/null\"".into(), "S_IFCHR".into(), "Mode(S_IRUSR)".into(), dev]);
-        assert_eq!(line, "mknod(\"/dev/null\", S_IFCHR, S_IRUSR, makedev(1, 3))");
+        assert_eq!(line, "mknod(\"/dev/null\", S_IFCHR, 0400, makedev(1, 3))");
+        let mode = "Mode(S_IRUSR | S_IWUSR | S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)".to_string();
+        let line = call("mknod", &["\"/dev/null\"".into(), "SFlag(S_IFCHR)".into(), mode, "259".into()]);
+        assert_eq!(line, "mknod(\"/dev/null\", S_IFCHR, 0666, makedev(1, 3))");
         let dev = nix::sys::stat::makedev(136, 300).to_string();
         assert!(call("mknod", &["\"/x\"".into(), "S_IFCHR".into(), "0".into(), dev]).ends_with("makedev(136, 300))"));
+    }
+
+    #[test]
+    fn an_os_error_reads_as_errno() {
+        assert_eq!(errno_style(&std::io::Error::from_raw_os_error(2)), "ENOENT (No such file or directory)");
     }
 
     #[test]
