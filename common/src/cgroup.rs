@@ -215,6 +215,12 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
         }
         sleep(Duration::from_millis(10));
     }
+    // cgroups-rs made the rmdir(2) calls: say which directories are gone.
+    for subsystem in cgroup.subsystems() {
+        let path = subsystem.to_controller().path();
+        let gone = if path.exists() { "still there" } else { "gone" };
+        crate::trace::note(&format!("rmdir {} by cgroups-rs: {gone} ({tries} EBUSY retries)", path.display()));
+    }
     // The last container out removes the project's parent too, under the
     // lock that creating a cgroup takes, so that it never disappears between
     // another container's mkdir of the parent and of its own cgroup. While
@@ -224,9 +230,51 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
     let _lock = lock_parent()?;
     let parent = Cgroup::load(hierarchies::auto(), crate::CGROUP_PARENT);
     for subsystem in parent.subsystems() {
-        let _ = std::fs::remove_dir(subsystem.to_controller().path());
+        let path = subsystem.to_controller().path();
+        if path.exists() {
+            let _ = crate::sys!(std::fs::remove_dir(path));
+        }
     }
     Ok(())
+}
+
+/// `--trace` after cgroups-rs wrote a file: the file as the kernel now
+/// shows it, `memory.limit_in_bytes = 67108864 (read back)`. `names` are the
+/// file's v1 and v2 names (`memory.limit_in_bytes`, `memory.max`): the one
+/// that exists in `dir` is read.
+pub fn read_back(dir: &Path, names: &[&str]) {
+    if !crate::trace::enabled() {
+        return;
+    }
+    for name in names {
+        if let Ok(value) = std::fs::read_to_string(dir.join(name)) {
+            let value: Vec<&str> = value.lines().collect();
+            crate::trace::note(&format!("{name} = {} (read back)", crate::trace::shorten(&value.join(", "), 150)));
+            return;
+        }
+    }
+}
+
+/// [`read_back`] of `name` in every hierarchy of `cgroup` (cgroup.procs:
+/// cgroup v1 has one directory per controller).
+pub fn read_back_all(cgroup: &Cgroup, name: &str) {
+    if !crate::trace::enabled() {
+        return;
+    }
+    for subsystem in cgroup.subsystems() {
+        let dir = subsystem.to_controller().path();
+        if let Ok(value) = std::fs::read_to_string(dir.join(name)) {
+            let value: Vec<&str> = value.lines().collect();
+            let controller = subsystem.controller_name();
+            crate::trace::note(&format!(
+                "{controller}: {name} = {} (read back)",
+                crate::trace::shorten(&value.join(", "), 150)
+            ));
+        }
+        if cgroup.v2() {
+            return;
+        }
+    }
 }
 
 /// Whether the kernel accounts swap in this memory cgroup: v1 has

@@ -64,7 +64,9 @@ impl Container {
     /// then the directory itself.
     pub fn remove(&self) -> Result<()> {
         unmount_below(&self.dir)?;
-        fsutil::remove_tree(&self.dir)
+        // unlinkat(2) of every file below, then rmdir(2): one trace line.
+        let shown = [format!("{:?}", self.dir)];
+        crate::trace::traced("remove_tree", &shown, || fsutil::remove_tree(&self.dir))
     }
 }
 

@@ -30,6 +30,7 @@ pub mod seccomp;
 pub mod security;
 pub mod signals;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace;
 pub mod tty;

@@ -27,6 +27,28 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Says loudly, on the real stderr, that `test` checked nothing on this
+/// machine and why: a check that passes by asserting nothing must not look
+/// like one that passed.
+pub fn skipped(test: &str, why: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("SKIPPED {test}: {why}\n").as_bytes());
+}
+
+/// A test that needs root: `as_root!(name, { … })` is a `#[test] fn name`
+/// that runs its body only after [`require_root`] said it may.
+#[macro_export]
+macro_rules! as_root {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            if !$crate::testing::require_root(stringify!($name)) {
+                return;
+            }
+            $body
+        }
+    };
+}
+
 /// Fails the test with one line naming the command that fixes it when this
 /// machine cannot build the default image. A sandbox starts without images,
 /// so a test's first run builds it from the host's static busybox; without
@@ -188,9 +210,10 @@ impl Sandbox {
     }
 }
 
-/// The last line the runtime printed on stderr.
+/// The last line the runtime printed on stderr, trace lines aside: with
+/// `--trace`, the cleanup after the report is traced too.
 pub fn last_line(output: &Output) -> String {
-    stderr(output).lines().last().unwrap_or_default().to_string()
+    stderr(output).lines().rfind(|line| !line.starts_with("trace[")).unwrap_or_default().to_string()
 }
 
 /// Asserts the exit status and the runtime's last line: `process PID …` for

@@ -50,18 +50,43 @@ where
     if enabled() {
         let outcome = match &result {
             Ok(value) => format!("Ok({})", shorten(&strace_style(&format!("{value:?}")), 40)),
-            Err(err) => format!("Err({err:?})"),
+            Err(err) => format!("Err({})", errno_style(err)),
         };
         say(&format!("trace[{}] {} = {outcome} [{took:.1?}]", std::process::id(), call(name, arguments)));
     }
     result.map_err(|err| anyhow::Error::new(err).context(format!("{} failed", call(name, arguments))))
 }
 
+/// Traces a call that `common` makes with a helper of its own rather than
+/// one system call (`remove_tree`, which unlinks a whole tree): one line, as
+/// [`sys!`] prints, with the arguments given and the result.
+pub fn traced<T: Debug>(
+    name: &str,
+    arguments: &[String],
+    run: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    let result = run();
+    let took = started.elapsed();
+    if enabled() {
+        let outcome = match &result {
+            Ok(value) => format!("Ok({})", shorten(&strace_style(&format!("{value:?}")), 40)),
+            Err(err) => format!("Err({})", shorten(&format!("{err:#}"), 80)),
+        };
+        say(&format!("trace[{}] {} = {outcome} [{took:.1?}]", std::process::id(), call(name, arguments)));
+    }
+    result
+}
+
 /// `name(argument, …)`, kept to about 160 characters: when the arguments
 /// are too long together, the longest ones lose their middle (never their
 /// ends: a path keeps its start and its last components).
 fn call(name: &str, arguments: &[String]) -> String {
-    let shown: Vec<String> = arguments.iter().map(|argument| strace_style(argument)).collect();
+    let shown: Vec<String> = arguments
+        .iter()
+        .enumerate()
+        .map(|(index, argument)| by_position(name, index, &strace_style(argument)))
+        .collect();
     let mut budget = 160usize.saturating_sub(name.len());
     let mut lengths: Vec<usize> = shown.iter().map(|argument| argument.chars().count()).collect();
     lengths.sort_unstable();
@@ -80,6 +105,55 @@ fn call(name: &str, arguments: &[String]) -> String {
     format!("{name}({})", shown.join(", "))
 }
 
+/// An error as strace shows it: `ENOENT (No such file or directory)` for an
+/// OS error, rather than `Os { code: 2, kind: NotFound, … }`.
+fn errno_style<E: std::error::Error + Debug + 'static>(err: &E) -> String {
+    let io = (err as &dyn std::error::Error).downcast_ref::<std::io::Error>();
+    match io.and_then(std::io::Error::raw_os_error) {
+        Some(code) => format!("{:?} ({})", nix::errno::Errno::from_raw(code), nix::errno::Errno::from_raw(code).desc()),
+        None => format!("{err:?}"),
+    }
+}
+
+/// What strace knows from a call's signature: mknod's fourth argument is a
+/// device number, shown as `makedev(1, 3)` rather than 259.
+fn by_position(name: &str, index: usize, shown: &str) -> String {
+    match (name, index, shown.parse::<u64>()) {
+        ("mknod", 3, Ok(dev)) => {
+            // major and minor as glibc's gnu_dev_major/minor split them.
+            let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
+            let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+            format!("makedev({major}, {minor})")
+        }
+        // The permission bits of a nix `Mode`, in octal: `0666`.
+        ("mknod", 2, _) if shown.starts_with("S_I") => {
+            const BITS: &[(&str, u32)] = &[
+                ("S_ISUID", 0o4000),
+                ("S_ISGID", 0o2000),
+                ("S_ISVTX", 0o1000),
+                ("S_IRWXU", 0o700),
+                ("S_IRUSR", 0o400),
+                ("S_IWUSR", 0o200),
+                ("S_IXUSR", 0o100),
+                ("S_IRWXG", 0o70),
+                ("S_IRGRP", 0o40),
+                ("S_IWGRP", 0o20),
+                ("S_IXGRP", 0o10),
+                ("S_IRWXO", 0o7),
+                ("S_IROTH", 0o4),
+                ("S_IWOTH", 0o2),
+                ("S_IXOTH", 0o1),
+            ];
+            let bits = shown.split('|').map(|name| BITS.iter().find(|(known, _)| *known == name).map(|(_, bit)| *bit));
+            match bits.collect::<Option<Vec<u32>>>() {
+                Some(bits) => format!("0{:03o}", bits.iter().fold(0, |all, bit| all | bit)),
+                None => shown.to_string(),
+            }
+        }
+        _ => shown.to_string(),
+    }
+}
+
 /// A `Debug` form as strace would write the value: `Some("proc")` is
 /// `"proc"`, `None` is `NULL`, `MsFlags(MS_REC | MS_PRIVATE)` is
 /// `MS_REC|MS_PRIVATE`, `Pid(42)` is `42`, `OwnedFd { fd: 7 }` is `7`, and a
@@ -87,6 +161,14 @@ fn call(name: &str, arguments: &[String]) -> String {
 fn strace_style(text: &str) -> String {
     if text == "None" {
         return "NULL".to_string();
+    }
+    // std's Permissions: `Permissions(FilePermissions { mode: 0o000666 })` is `0666`.
+    if let Some(mode) =
+        text.strip_prefix("Permissions(FilePermissions { mode: 0o").and_then(|rest| rest.strip_suffix(" })"))
+    {
+        if let Ok(bits) = u32::from_str_radix(mode, 8) {
+            return format!("0{bits:03o}");
+        }
     }
     if let Some(inner) = text.strip_prefix("Some(").and_then(|rest| rest.strip_suffix(')')) {
         return strace_style(inner);
@@ -126,7 +208,7 @@ fn strace_style(text: &str) -> String {
 
 /// `text` with its middle replaced by "…" when it is longer than `most`
 /// characters.
-fn shorten(text: &str, most: usize) -> String {
+pub(crate) fn shorten(text: &str, most: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
     if chars.len() <= most {
         return text.to_string();
@@ -228,7 +310,26 @@ mod tests {
             "8</proc/1/ns/user>"
         );
         assert_eq!(strace_style("\"/var/lib\""), "\"/var/lib\"");
+        assert_eq!(strace_style("Permissions(FilePermissions { mode: 0o000666 })"), "0666");
+        assert_eq!(strace_style("Permissions(FilePermissions { mode: 0o001777 })"), "01777");
         assert_eq!(strace_style(&format!("Cgroup {{ subsystems: [{}] }}", "Mem, ".repeat(20))), "Cgroup{…}");
+    }
+
+    #[test]
+    fn a_device_number_reads_as_makedev() {
+        let dev = nix::sys::stat::makedev(1, 3).to_string();
+        let line = call("mknod", &["\"/dev/null\"".into(), "S_IFCHR".into(), "Mode(S_IRUSR)".into(), dev]);
+        assert_eq!(line, "mknod(\"/dev/null\", S_IFCHR, 0400, makedev(1, 3))");
+        let mode = "Mode(S_IRUSR | S_IWUSR | S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)".to_string();
+        let line = call("mknod", &["\"/dev/null\"".into(), "SFlag(S_IFCHR)".into(), mode, "259".into()]);
+        assert_eq!(line, "mknod(\"/dev/null\", S_IFCHR, 0666, makedev(1, 3))");
+        let dev = nix::sys::stat::makedev(136, 300).to_string();
+        assert!(call("mknod", &["\"/x\"".into(), "S_IFCHR".into(), "0".into(), dev]).ends_with("makedev(136, 300))"));
+    }
+
+    #[test]
+    fn an_os_error_reads_as_errno() {
+        assert_eq!(errno_style(&std::io::Error::from_raw_os_error(2)), "ENOENT (No such file or directory)");
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! statuses, the environment it gets, and, for contrast with step 02, that
 //! nothing is isolated yet. No test here needs root.
 
+use common::as_root;
 use common::testing;
 use common::testing::IS_VISIBLE;
 use common::testing::Sandbox;
 use common::testing::Step;
 use common::testing::code;
 use common::testing::last_line;
-use common::testing::require_root;
 use common::testing::stdout;
 
 const STEP: Step = Step::on_host(env!("CARGO_BIN_EXE_step01-fork-exec"));
@@ -62,18 +62,6 @@ fn the_command_sees_the_hosts_files_and_mount_namespace() {
     assert_eq!(stdout(&output), format!("HOST-VISIBLE\n{}\n", testing::namespace("self", "mnt")));
 }
 
-#[test]
-fn an_executable_that_is_not_a_program_exits_126() {
-    if !require_root("an_executable_that_is_not_a_program_exits_126") {
-        return;
-    }
-    testing::check_exec_format_error(STEP);
-}
+as_root!(an_executable_that_is_not_a_program_exits_126, testing::check_exec_format_error(STEP));
 
-#[test]
-fn a_command_that_asks_to_be_traced_is_let_go() {
-    if !require_root("a_command_that_asks_to_be_traced_is_let_go") {
-        return;
-    }
-    testing::check_traceme_is_let_go(STEP);
-}
+as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));

@@ -8,12 +8,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::as_root;
 use common::fsutil;
 use common::testing;
 use common::testing::Sandbox;
 use common::testing::Step;
 use common::testing::code;
-use common::testing::require_root;
 use common::testing::stderr;
 use common::testing::stdout;
 
@@ -24,115 +24,33 @@ fn a_bad_option_exits_125_with_one_line() {
     testing::check_bad_option(STEP);
 }
 
-#[test]
-fn exit_statuses_are_dockers() {
-    if !require_root("exit_statuses_are_dockers") {
-        return;
-    }
-    testing::check_exit_codes(STEP);
-}
+as_root!(exit_statuses_are_dockers, testing::check_exit_codes(STEP));
 
-#[test]
-fn env_reaches_the_command_and_the_hosts_does_not() {
-    if !require_root("env_reaches_the_command_and_the_hosts_does_not") {
-        return;
-    }
-    testing::check_env(STEP);
-}
+as_root!(env_reaches_the_command_and_the_hosts_does_not, testing::check_env(STEP));
 
-#[test]
-fn the_command_is_found_on_the_containers_path() {
-    if !require_root("the_command_is_found_on_the_containers_path") {
-        return;
-    }
-    testing::check_command_is_found_on_the_containers_path(STEP);
-}
+as_root!(the_command_is_found_on_the_containers_path, testing::check_command_is_found_on_the_containers_path(STEP));
 
-#[test]
-fn sigterm_is_passed_on_to_the_command() {
-    if !require_root("sigterm_is_passed_on_to_the_command") {
-        return;
-    }
-    testing::check_sigterm_is_passed_on(STEP);
-}
+as_root!(sigterm_is_passed_on_to_the_command, testing::check_sigterm_is_passed_on(STEP));
 
-#[test]
-fn a_missing_image_exits_125_naming_the_tarball() {
-    if !require_root("a_missing_image_exits_125_naming_the_tarball") {
-        return;
-    }
-    testing::check_missing_image(STEP);
-}
+as_root!(a_missing_image_exits_125_naming_the_tarball, testing::check_missing_image(STEP));
 
-#[test]
-fn a_failed_start_leaves_no_mount_and_no_directory() {
-    if !require_root("a_failed_start_leaves_no_mount_and_no_directory") {
-        return;
-    }
-    testing::check_failed_start_leaves_nothing(STEP);
-}
+as_root!(a_failed_start_leaves_no_mount_and_no_directory, testing::check_failed_start_leaves_nothing(STEP));
 
-#[test]
-fn mounts_made_inside_are_removed_after_the_run() {
-    if !require_root("mounts_made_inside_are_removed_after_the_run") {
-        return;
-    }
-    testing::check_mounts_made_inside_are_removed(STEP);
-}
+as_root!(mounts_made_inside_are_removed_after_the_run, testing::check_mounts_made_inside_are_removed(STEP));
 
-#[test]
-fn the_root_is_the_images() {
-    if !require_root("the_root_is_the_images") {
-        return;
-    }
-    testing::check_root_is_the_image(STEP);
-}
+as_root!(the_root_is_the_images, testing::check_root_is_the_image(STEP));
 
-#[test]
-fn the_mount_namespace_is_its_own() {
-    if !require_root("the_mount_namespace_is_its_own") {
-        return;
-    }
-    testing::check_own_mount_namespace(STEP);
-}
+as_root!(the_mount_namespace_is_its_own, testing::check_own_mount_namespace(STEP));
 
-#[test]
-fn mounts_inside_do_not_reach_a_shared_host_root() {
-    if !require_root("mounts_inside_do_not_reach_a_shared_host_root") {
-        return;
-    }
-    testing::check_mounts_stay_inside(STEP);
-}
+as_root!(mounts_inside_do_not_reach_a_shared_host_root, testing::check_mounts_stay_inside(STEP));
 
-#[test]
-fn dev_has_the_standard_character_devices() {
-    if !require_root("dev_has_the_standard_character_devices") {
-        return;
-    }
-    testing::check_devices(STEP);
-}
+as_root!(dev_has_the_standard_character_devices, testing::check_devices(STEP));
 
-#[test]
-fn breakout_is_contained() {
-    if !require_root("breakout_is_contained") {
-        return;
-    }
-    testing::check_breakout_is_contained(STEP);
-}
+as_root!(breakout_is_contained, testing::check_breakout_is_contained(STEP));
 
-#[test]
-fn the_old_root_is_detached() {
-    if !require_root("the_old_root_is_detached") {
-        return;
-    }
-    testing::check_only_the_containers_mounts(STEP);
-}
+as_root!(the_old_root_is_detached, testing::check_only_the_containers_mounts(STEP));
 
-#[test]
-fn the_root_is_an_overlay_on_the_images_rootfs() {
-    if !require_root("the_root_is_an_overlay_on_the_images_rootfs") {
-        return;
-    }
+as_root!(the_root_is_an_overlay_on_the_images_rootfs, {
     let sandbox = Sandbox::new();
     let output = STEP.run(&sandbox, &["cat", "/proc/self/mountinfo"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -142,13 +60,9 @@ fn the_root_is_an_overlay_on_the_images_rootfs() {
     assert_eq!(root.fstype, "overlay", "{inside}");
     let lower = format!("lowerdir={}", sandbox.image_rootfs().display());
     assert!(root.super_options.split(',').any(|option| option == lower), "{lower} is not the lower layer: {inside}");
-}
+});
 
-#[test]
-fn writes_stay_in_the_container() {
-    if !require_root("writes_stay_in_the_container") {
-        return;
-    }
+as_root!(writes_stay_in_the_container, {
     let sandbox = Sandbox::new();
     // The first start extracts the image, so that it can be compared after.
     assert_eq!(code(&STEP.run(&sandbox, &["true"])), 0);
@@ -169,13 +83,9 @@ fn writes_stay_in_the_container() {
     let script = format!("[ -e /etc/{name} ] && echo LEAKED; grep -c changed /etc/hosts; head -c 5 /etc/passwd");
     let output = STEP.run(&sandbox, &["sh", "-c", &script]);
     assert_eq!(stdout(&output), "0\nroot:");
-}
+});
 
-#[test]
-fn keep_leaves_the_upper_layer_and_no_mount() {
-    if !require_root("keep_leaves_the_upper_layer_and_no_mount") {
-        return;
-    }
+as_root!(keep_leaves_the_upper_layer_and_no_mount, {
     let sandbox = Sandbox::new();
     let output = STEP.command(&sandbox, &["--keep", "sh", "-c", "echo kept > /etc/newfile"]).output().unwrap();
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -188,13 +98,9 @@ fn keep_leaves_the_upper_layer_and_no_mount() {
     assert!(mounts.is_empty(), "--keep left mounts: {mounts:?}");
     fsutil::remove_tree(dir).unwrap();
     sandbox.assert_clean();
-}
+});
 
-#[test]
-fn a_second_start_reuses_the_extracted_image() {
-    if !require_root("a_second_start_reuses_the_extracted_image") {
-        return;
-    }
+as_root!(a_second_start_reuses_the_extracted_image, {
     let sandbox = Sandbox::new();
     assert_eq!(code(&STEP.run(&sandbox, &["true"])), 0);
     let rootfs = sandbox.image_rootfs();
@@ -214,89 +120,34 @@ fn a_second_start_reuses_the_extracted_image() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), marker, "the container does not see the extracted rootfs");
     assert_eq!(state(), before, "the image directory changed: the image was extracted again");
-}
+});
 
-#[test]
-fn a_device_node_made_inside_cannot_be_opened() {
-    if !require_root("a_device_node_made_inside_cannot_be_opened") {
-        return;
-    }
+as_root!(a_device_node_made_inside_cannot_be_opened, {
     let sandbox = Sandbox::new();
     let script = "mknod /tmp/null c 1 3 && stat -c '%F %t:%T' /tmp/null && \
                   if echo x > /tmp/null; then echo OPENED; else echo REFUSED; fi";
     let output = STEP.run(&sandbox, &["sh", "-c", script]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), "character special file 1:3\nREFUSED\n", "the root is not mounted nodev");
-}
+});
 
-#[test]
-fn an_executable_that_is_not_a_program_exits_126() {
-    if !require_root("an_executable_that_is_not_a_program_exits_126") {
-        return;
-    }
-    testing::check_exec_format_error(STEP);
-}
+as_root!(an_executable_that_is_not_a_program_exits_126, testing::check_exec_format_error(STEP));
 
-#[test]
-fn the_image_survives_any_spelling_of_the_container_dir() {
-    if !require_root("the_image_survives_any_spelling_of_the_container_dir") {
-        return;
-    }
-    testing::check_container_dir_spellings(STEP, &[]);
-}
+as_root!(the_image_survives_any_spelling_of_the_container_dir, testing::check_container_dir_spellings(STEP, &[]));
 
-#[test]
-fn a_killed_runtime_takes_its_container_and_cleanup_removes_the_rest() {
-    if !require_root("a_killed_runtime_takes_its_container_and_cleanup_removes_the_rest") {
-        return;
-    }
-    testing::check_killed_runtime_is_cleaned_up(STEP, &[]);
-}
+as_root!(
+    a_killed_runtime_takes_its_container_and_cleanup_removes_the_rest,
+    testing::check_killed_runtime_is_cleaned_up(STEP, &[])
+);
 
-#[test]
-fn cleanup_never_touches_a_live_container() {
-    if !require_root("cleanup_never_touches_a_live_container") {
-        return;
-    }
-    testing::check_cleanup_spares_a_live_container(STEP);
-}
+as_root!(cleanup_never_touches_a_live_container, testing::check_cleanup_spares_a_live_container(STEP));
 
-#[test]
-fn no_mount_of_a_running_container_is_on_the_host() {
-    if !require_root("no_mount_of_a_running_container_is_on_the_host") {
-        return;
-    }
-    testing::check_no_host_mount_while_running(STEP, &[]);
-}
+as_root!(no_mount_of_a_running_container_is_on_the_host, testing::check_no_host_mount_while_running(STEP, &[]));
 
-#[test]
-fn a_command_that_asks_to_be_traced_is_let_go() {
-    if !require_root("a_command_that_asks_to_be_traced_is_let_go") {
-        return;
-    }
-    testing::check_traceme_is_let_go(STEP);
-}
+as_root!(a_command_that_asks_to_be_traced_is_let_go, testing::check_traceme_is_let_go(STEP));
 
-#[test]
-fn a_deep_and_oddly_named_tree_is_removed() {
-    if !require_root("a_deep_and_oddly_named_tree_is_removed") {
-        return;
-    }
-    testing::check_hostile_tree_is_removed(STEP);
-}
+as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_removed(STEP));
 
-#[test]
-fn a_container_that_fills_its_disk_is_removed() {
-    if !require_root("a_container_that_fills_its_disk_is_removed") {
-        return;
-    }
-    testing::check_full_disk_is_removed(STEP);
-}
+as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
 
-#[test]
-fn ps_gives_a_handle_on_the_running_container() {
-    if !require_root("ps_gives_a_handle_on_the_running_container") {
-        return;
-    }
-    testing::check_ps_lists_the_running_container(STEP);
-}
+as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));

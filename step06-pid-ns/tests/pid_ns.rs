@@ -2,26 +2,14 @@
 //! it is PID 1 and sees only its own processes, has its own hostname, and
 //! only a loopback interface, which is up.
 
+use common::as_root;
 use common::testing;
 use common::testing::Sandbox;
 use common::testing::Step;
 use common::testing::assert_ended;
-use common::testing::require_root;
 use common::testing::stdout;
 
 const STEP: Step = Step::in_image(env!("CARGO_BIN_EXE_step06-pid-ns"));
-
-macro_rules! as_root {
-    ($name:ident, $body:expr) => {
-        #[test]
-        fn $name() {
-            if !require_root(stringify!($name)) {
-                return;
-            }
-            $body
-        }
-    };
-}
 
 #[test]
 fn a_bad_option_exits_125_with_one_line() {

@@ -26,6 +26,7 @@ use anyhow::bail;
 use caps::CapSet;
 use cgroups_rs::CgroupPid;
 use cgroups_rs::fs::Cgroup;
+use cgroups_rs::fs::Controller;
 use cgroups_rs::fs::MaxValue;
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::devices::DevicesController;
@@ -248,6 +249,7 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
     let limit = args.memory.filter(|bytes| *bytes > 0);
     if let Some(bytes) = limit {
         sys!(memory.set_limit(bytes))?;
+        common::cgroup::read_back(memory.path(), &["memory.limit_in_bytes", "memory.max"]);
     }
     // Without --memory-swap (or with 0), Docker allows as much swap as memory
     // (where the kernel accounts swap at all), so a machine with swap still
@@ -260,20 +262,25 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         // v1 limits memory+swap together; v2 limits swap alone (as runc does).
         let swap = if total < 0 || !v2 { total } else { total - bytes };
         sys!(memory.set_memswap_limit(swap))?;
+        common::cgroup::read_back(memory.path(), &["memory.memsw.limit_in_bytes", "memory.swap.max"]);
     }
     let cpu: &CpuController = common::cgroup::controller(&cgroup.0)?;
     if let Some(shares) = args.cpu_shares {
         // v1 cpu.shares is 2..262144; v2 cpu.weight is 1..10000 (runc's mapping).
         sys!(cpu.set_shares(if v2 { 1 + ((shares - 2) * 9999) / 262142 } else { shares }))?;
+        common::cgroup::read_back(cpu.path(), &["cpu.shares", "cpu.weight"]);
     }
     if let Some(cpus) = args.cpus.filter(|cpus| *cpus > 0.0) {
         let period = 100_000;
         sys!(cpu.set_cfs_quota_and_period(Some((cpus * period as f64) as i64), Some(period)))?;
+        common::cgroup::read_back(cpu.path(), &["cpu.cfs_quota_us", "cpu.max"]);
+        common::cgroup::read_back(cpu.path(), &["cpu.cfs_period_us"]);
     }
     let pids: &PidController = common::cgroup::controller(&cgroup.0)?;
     // --pids-limit 0 and -1 are no limit, as in Docker (a new cgroup has none).
     if let Some(limit) = args.pids_limit.filter(|limit| *limit > 0) {
         sys!(pids.set_pid_max(MaxValue::Value(limit)))?;
+        common::cgroup::read_back(pids.path(), &["pids.max"]);
     }
     // A device allowlist (runc's default, common/src/devices.rs): any node
     // may be created, only the container's own devices may be opened. A node
@@ -291,6 +298,7 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         for rule in ALLOWED {
             sys!(devices.allow_device(rule.kind, rule.major, rule.minor, rule.access))?;
         }
+        common::cgroup::read_back(devices.path(), &["devices.list"]);
     }
     Ok(cgroup)
 }
@@ -318,7 +326,11 @@ fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgr
     // SIGCHLD makes it an ordinary child for waitpid.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
     let ContainerCgroup(group) = cgroup;
-    let joined = |tree| sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64))).map(|()| tree);
+    let joined = |tree| {
+        sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
+        common::cgroup::read_back_all(group, "cgroup.procs");
+        Ok(tree)
+    };
     match map_user_namespace(args, pid, container, image).and_then(joined) {
         // With -t the child sends its terminal back over the socket (see
         // `child`): the parent keeps its end for `wait`.

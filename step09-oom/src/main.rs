@@ -259,6 +259,7 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
     let limit = args.memory.filter(|bytes| *bytes > 0);
     if let Some(bytes) = limit {
         sys!(memory.set_limit(bytes))?;
+        common::cgroup::read_back(memory.path(), &["memory.limit_in_bytes", "memory.max"]);
     }
     if args.oom_kill_disable && v2 {
         bail!(
@@ -266,6 +267,7 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         );
     } else if args.oom_kill_disable {
         sys!(memory.disable_oom_killer())?;
+        common::cgroup::read_back(memory.path(), &["memory.oom_control"]);
     }
     if v2 {
         // One OOM kill takes the whole container, as a container is one unit.
@@ -282,20 +284,25 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         // v1 limits memory+swap together; v2 limits swap alone (as runc does).
         let swap = if total < 0 || !v2 { total } else { total - bytes };
         sys!(memory.set_memswap_limit(swap))?;
+        common::cgroup::read_back(memory.path(), &["memory.memsw.limit_in_bytes", "memory.swap.max"]);
     }
     let cpu: &CpuController = common::cgroup::controller(&cgroup.0)?;
     if let Some(shares) = args.cpu_shares {
         // v1 cpu.shares is 2..262144; v2 cpu.weight is 1..10000 (runc's mapping).
         sys!(cpu.set_shares(if v2 { 1 + ((shares - 2) * 9999) / 262142 } else { shares }))?;
+        common::cgroup::read_back(cpu.path(), &["cpu.shares", "cpu.weight"]);
     }
     if let Some(cpus) = args.cpus.filter(|cpus| *cpus > 0.0) {
         let period = 100_000;
         sys!(cpu.set_cfs_quota_and_period(Some((cpus * period as f64) as i64), Some(period)))?;
+        common::cgroup::read_back(cpu.path(), &["cpu.cfs_quota_us", "cpu.max"]);
+        common::cgroup::read_back(cpu.path(), &["cpu.cfs_period_us"]);
     }
     let pids: &PidController = common::cgroup::controller(&cgroup.0)?;
     // --pids-limit 0 and -1 are no limit, as in Docker (a new cgroup has none).
     if let Some(limit) = args.pids_limit.filter(|limit| *limit > 0) {
         sys!(pids.set_pid_max(MaxValue::Value(limit)))?;
+        common::cgroup::read_back(pids.path(), &["pids.max"]);
     }
     // A device allowlist (runc's default, common/src/devices.rs): any node
     // may be created, only the container's own devices may be opened. A node
@@ -313,6 +320,7 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
         for rule in ALLOWED {
             sys!(devices.allow_device(rule.kind, rule.major, rule.minor, rule.access))?;
         }
+        common::cgroup::read_back(devices.path(), &["devices.list"]);
     }
     Ok(cgroup)
 }
@@ -340,7 +348,11 @@ fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgr
     // SIGCHLD makes it an ordinary child for waitpid.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
     let ContainerCgroup(group) = cgroup;
-    let joined = |tree| sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64))).map(|()| tree);
+    let joined = |tree| {
+        sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
+        common::cgroup::read_back_all(group, "cgroup.procs");
+        Ok(tree)
+    };
     // 0 unless asked otherwise, as Docker: never the runtime's own score,
     // which the container would otherwise inherit.
     let score = args.oom_score_adj.unwrap_or(0);
