@@ -968,6 +968,18 @@ fn helper_on_host(sandbox: &Sandbox, name: &str) -> String {
     let path = sandbox.dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another test thread that forks while the file is open for writing
+    // keeps it open in its child until that child execs, and exec of the
+    // file fails with ETXTBSY meanwhile: wait until it runs (without
+    // arguments, each helper only checks what it can and exits).
+    wait_for(&format!("{} to be executable (ETXTBSY)", path.display()), || {
+        let ran = Command::new(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        !matches!(ran, Err(err) if err.raw_os_error() == Some(libc::ETXTBSY))
+    });
     path.display().to_string()
 }
 
