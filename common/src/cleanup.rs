@@ -112,9 +112,8 @@ fn remove_cgroup(id: &str) -> Result<Vec<String>> {
         }
         for pid in procs {
             // A zombie is already dead: it only waits for its new parent.
-            let stat = fs::read_to_string(format!("/proc/{}/stat", pid.pid)).unwrap_or_default();
-            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-            if !zombie && kill(Pid::from_raw(pid.pid as i32), Signal::SIGKILL).is_ok() {
+            let dead = crate::container::is_dead(pid.pid as u32);
+            if !dead && kill(Pid::from_raw(pid.pid as i32), Signal::SIGKILL).is_ok() {
                 lines.push(format!("container {id}: killed process {} left in its cgroup", pid.pid));
             }
         }

@@ -159,12 +159,24 @@ impl std::fmt::Display for State {
     }
 }
 
-/// Field 22 of /proc/PID/stat: when the process started, in clock ticks
-/// after boot. (The command name, field 2, may contain spaces and
-/// parentheses, so the fields are counted after its closing parenthesis.)
-pub fn start_time(pid: u32) -> Option<u64> {
+/// The fields of /proc/PID/stat after the command name, from field 3 (the
+/// state) on, as the kernel shows them; `None` when the process is gone.
+/// (The command name, field 2, may contain spaces and parentheses, so the
+/// fields are counted after its closing parenthesis.)
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_string).collect())
+}
+
+/// Whether process `pid` is gone, or a zombie (dead, waiting to be reaped).
+pub fn is_dead(pid: u32) -> bool {
+    stat_fields(pid).is_none_or(|fields| fields.first().is_none_or(|state| state == "Z" || state == "X"))
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks
+/// after boot.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 impl Container {

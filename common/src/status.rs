@@ -65,7 +65,7 @@ pub fn child_exit(result: anyhow::Result<Infallible>) -> ! {
 }
 
 /// Leaves a forked child at once and silently, when the parent already
-/// reports why (it gave up on the start and closed the pipe).
+/// reports why (it gave up on the start and closed the socket).
 pub fn quiet_exit(code: i32) -> ! {
     // SAFETY: _exit(2) ends the process at once; it touches no Rust state.
     unsafe { libc::_exit(code) }

@@ -817,12 +817,6 @@ pub fn cleanup(step: Step, sandbox: &Sandbox) -> Output {
     output
 }
 
-/// Whether process `pid` is gone (or a zombie: dead, waiting to be reaped).
-fn is_dead(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
-}
-
 /// The project's cgroup directories for the container `id`, as the kernel
 /// shows them under /sys/fs/cgroup.
 pub fn cgroups_of(id: &str) -> Vec<PathBuf> {
@@ -858,7 +852,7 @@ pub fn check_killed_runtime_is_cleaned_up(step: Step, extra: &[&str]) {
     let [id] = &ids[..] else { panic!("expected one container directory, found {ids:?}") };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(runtime as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     let _ = running.wait();
-    wait_for("the container to die with its runtime", || is_dead(init));
+    wait_for("the container to die with its runtime", || crate::container::is_dead(init));
     assert!(sandbox.containers.join(id).is_dir(), "the killed runtime's directory is already gone");
     let output = cleanup(step, &sandbox);
     assert!(stdout(&output).contains(&format!("container {id}: removed")), "{}", stdout(&output));
@@ -1732,7 +1726,7 @@ pub fn check_terminal_restored_when_the_runtime_dies(step: Step) {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(output.status.signal(), Some(libc::SIGUSR1), "{}", stderr(&output));
     assert_eq!(terminal.modes(), before, "the caller's terminal was left raw");
-    wait_for("the container to die with its runtime", || is_dead(init));
+    wait_for("the container to die with its runtime", || crate::container::is_dead(init));
     cleanup(step, &sandbox);
     sandbox.assert_clean();
 }

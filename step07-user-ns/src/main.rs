@@ -8,7 +8,8 @@
 //! cannot, a copy chowned into the range. Device nodes cannot be created in
 //! a user namespace, so the host's are bind-mounted. Before exec the child
 //! keeps only Docker's default capabilities (capabilities(7)), switches to
-//! `--user`, and sets no_new_privs so that nothing it runs can regain more.
+//! `--user`, and, when asked (`--security-opt no-new-privileges`, as in
+//! Docker), sets no_new_privs so that nothing it runs can regain more.
 //!
 //! Capabilities do not shrink the kernel that root inside can reach: a
 //! seccomp filter (seccomp(2)) with Docker's default profile answers EPERM
