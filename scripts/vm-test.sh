@@ -13,7 +13,7 @@
 # Environment:
 #   BIN_DIR     directory with prebuilt step binaries (e.g. target/release);
 #               when unset, this script runs `cargo build --release --workspace`
-#   VM_TIMEOUT  seconds before a hung VM is killed (default 600)
+#   VM_TIMEOUT  seconds before a hung VM is killed (default 1800: under software emulation on a busy 2-core machine run-all alone has taken over 600 s)
 #   VM_ACCEL    qemu accelerator (default tcg: software emulation, which is
 #               what works everywhere; `kvm` is faster where KVM is usable)
 #   CI          passed on into the VM, so run-all.sh sees the same value
@@ -38,7 +38,7 @@
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-timeout_s=${VM_TIMEOUT:-600}
+timeout_s=${VM_TIMEOUT:-1800}
 accel=${VM_ACCEL:-tcg}
 
 say() { echo "vm-test: $*" >&2; }
