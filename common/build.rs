@@ -1,6 +1,6 @@
 //! Builds the helper programs that the default `busybox` image carries
 //! (`breakout`, `memhog`, `tiocsti`, `traceme`, `setuid-id`,
-//! `ipcmk`). The image has no libc, so they are linked
+//! `ipcmk`, `mount-probe`). The image has no libc, so they are linked
 //! statically; each is a single file using only `std`, compiled with the same
 //! rustc and for the same target as the steps.
 
@@ -8,7 +8,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const HELPERS: &[&str] = &["breakout", "memhog", "tiocsti", "traceme", "setuid-id", "ipcmk"];
+const HELPERS: &[&str] = &["breakout", "memhog", "tiocsti", "traceme", "setuid-id", "ipcmk", "mount-probe"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

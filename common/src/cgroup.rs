@@ -185,6 +185,18 @@ pub fn check_created(cgroup: &Cgroup) -> Result<()> {
             parent.display()
         );
     }
+    // cgroups-rs made the mkdir(2) calls (and, on v2, enabled the
+    // controllers in the parents): say what the kernel now has.
+    for subsystem in cgroup.subsystems() {
+        let path = subsystem.to_controller().path();
+        crate::trace::note(&format!("mkdir {} by cgroups-rs: made", path.display()));
+        if cgroup.v2() {
+            if let Some(parent) = path.parent() {
+                read_back(parent, &["cgroup.subtree_control"]);
+            }
+            break;
+        }
+    }
     Ok(())
 }
 

@@ -521,6 +521,7 @@ pub const HELPERS: &[(&str, &[u8])] = &[
     ("traceme", include_bytes!(concat!(env!("OUT_DIR"), "/traceme"))),
     ("setuid-id", include_bytes!(concat!(env!("OUT_DIR"), "/setuid-id"))),
     ("ipcmk", include_bytes!(concat!(env!("OUT_DIR"), "/ipcmk"))),
+    ("mount-probe", include_bytes!(concat!(env!("OUT_DIR"), "/mount-probe"))),
 ];
 
 /// The helper installed setuid root, like `su` or `passwd` in a real image.

@@ -61,7 +61,7 @@ impl fmt::Debug for Filter {
     /// One short line for `--trace` and for errors, not 1,500 instructions.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sizes: Vec<usize> = self.programs.iter().map(Vec::len).collect();
-        write!(f, "Filter {{ allowed: {}, errno: {:?}, instructions: {sizes:?} }}", self.allowed, self.errnos)
+        write!(f, "{{programs={}, len={sizes:?}, allowed={}}}", sizes.len(), self.allowed)
     }
 }
 

@@ -150,6 +150,41 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
                 None => shown.to_string(),
             }
         }
+        // socket(2)'s domain and type by their C names, protocol 0.
+        ("socket", 0, _) => format!("AF_{}", shown.to_uppercase()),
+        ("socket", 1, _) => match shown {
+            "Stream" => "SOCK_STREAM".to_string(),
+            "Datagram" => "SOCK_DGRAM".to_string(),
+            "Raw" => "SOCK_RAW".to_string(),
+            other => other.to_string(),
+        },
+        ("socket", 3, _) if shown == "NULL" => "0".to_string(),
+        // cgroups-rs's hierarchy: which cgroup version, not its fields.
+        ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V1") => "cgroup_v1".to_string(),
+        ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V2") => "cgroup_v2".to_string(),
+        // A v1 device rule as the devices.allow / devices.deny file takes
+        // it: `c 1:3 rwm` is written as (c, 1, 3, rwm).
+        (name, _, _) if name.ends_with("allow_device") || name.ends_with("deny_device") => device_rule_part(index, shown),
+        _ => shown.to_string(),
+    }
+}
+
+/// One part of a cgroup v1 device rule in the file's own notation: the type
+/// (`a`, `b`, `c`), a number or `*` for any, the access (`rwm`).
+fn device_rule_part(index: usize, shown: &str) -> String {
+    match index {
+        0 => match shown {
+            "All" => "a",
+            "Block" => "b",
+            "Char" => "c",
+            other => other,
+        }
+        .to_string(),
+        1 | 2 if shown == "-1" => "*".to_string(),
+        3 => {
+            let letters = [("Read", 'r'), ("Write", 'w'), ("MkNod", 'm')];
+            letters.iter().filter(|(name, _)| shown.contains(name)).map(|(_, letter)| *letter).collect()
+        }
         _ => shown.to_string(),
     }
 }
@@ -325,6 +360,21 @@ mod tests {
         assert_eq!(line, "mknod(\"/dev/null\", S_IFCHR, 0666, makedev(1, 3))");
         let dev = nix::sys::stat::makedev(136, 300).to_string();
         assert!(call("mknod", &["\"/x\"".into(), "S_IFCHR".into(), "0".into(), dev]).ends_with("makedev(136, 300))"));
+    }
+
+    #[test]
+    fn sockets_cgroups_and_device_rules_read_as_their_c_names() {
+        let args = ["Inet".into(), "Datagram".into(), "SOCK_CLOEXEC".into(), "NULL".into()];
+        assert_eq!(call("socket", &args), "socket(AF_INET, SOCK_DGRAM, SOCK_CLOEXEC, 0)");
+        let args = ["Char".into(), "1".into(), "3".into(), "[Read, Write, MkNod]".into()];
+        assert_eq!(call("devices.allow_device", &args), "devices.allow_device(c, 1, 3, rwm)");
+        let args = ["All".into(), "-1".into(), "-1".into(), "[Read, Write, MkNod]".into()];
+        assert_eq!(call("devices.deny_device", &args), "devices.deny_device(a, *, *, rwm)");
+        let args = ["V1 { subsystems: [] }".into(), "\"docker-from-scratch/x\"".into()];
+        assert_eq!(
+            call("Cgroup::new_with_specified_controllers", &args),
+            "Cgroup::new_with_specified_controllers(cgroup_v1, \"docker-from-scratch/x\")"
+        );
     }
 
     #[test]
