@@ -555,8 +555,10 @@ start_sleeper() {
     # fork, that can still be the shell's, and the runtime's child (before it
     # is in its cgroup) would then pass for the container's first process.
     runtime_exe=$(readlink -f "$BIN_DIR/$step")
+    # Up to 60 s: under software emulation on a busy machine (the VM test)
+    # a start has taken several seconds.
     tries=0
-    while [ "$tries" -lt 1000 ]; do
+    while [ "$tries" -lt 6000 ]; do
         init=$(cat "/proc/$runtime/task/$runtime/children" 2>/dev/null | tr -d ' ')
         if [ -n "$init" ] && [ "$(readlink "/proc/$init/exe" 2>/dev/null)" != "$runtime_exe" ] &&
             [ -n "$(readlink "/proc/$init/exe" 2>/dev/null)" ]; then
@@ -893,7 +895,7 @@ leftover_cgroups() {
 }
 no_cgroups_left() {
     tries=0
-    while left=$(leftover_cgroups) && [ -n "$left" ] && [ "$tries" -lt 10 ]; do
+    while left=$(leftover_cgroups) && [ -n "$left" ] && [ "$tries" -lt 50 ]; do
         sleep 0.1
         tries=$((tries + 1))
     done
