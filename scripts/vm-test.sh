@@ -17,6 +17,8 @@
 #   VM_ACCEL    qemu accelerator (default tcg: software emulation, which is
 #               what works everywhere; `kvm` is faster where KVM is usable)
 #   CI          passed on into the VM, so run-all.sh sees the same value
+#   VM_SCRIPT   a script of the workspace to run instead of scripts/run-all.sh
+#               (a path relative to the workspace), to try an exercise on v2
 #
 # How it works:
 #   1. a root file system is assembled in a temp dir: static busybox as the
@@ -44,7 +46,8 @@ accel=${VM_ACCEL:-tcg}
 say() { echo "vm-test: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-[ -f "$repo/scripts/run-all.sh" ] || die "$repo/scripts/run-all.sh not found"
+script=${VM_SCRIPT:-scripts/run-all.sh}
+[ -f "$repo/$script" ] || die "$repo/$script not found"
 
 # --- 1. host packages -------------------------------------------------------
 
@@ -156,6 +159,7 @@ cat > "$root/sbin/vm-init" <<EOF
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 export CI='${CI:-}'
+script='$script'
 EOF
 cat >> "$root/sbin/vm-init" <<'EOF'
 
@@ -189,7 +193,7 @@ done
 
 # Progress goes to the console (ttyS0), which the host shows when the VM
 # fails; results go to ttyS1.
-echo "vm-init: running scripts/run-all.sh"
+echo "vm-init: running $script"
 exec 3>/dev/ttyS1
 echo "VM-INFO kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)" >&3
 echo "VM-INFO cgroup mounts: $(grep cgroup /proc/mounts | tr '\n' ' ')" >&3
@@ -202,12 +206,12 @@ cd /workspace
     # The state on the ext4 disk, where the runtime keeps it by default, not
     # in run-all.sh's default temp dir: /tmp here is a tmpfs.
     exec env BIN_DIR=/workspace/target/release \
-        STATE_DIR=/var/lib/docker-from-scratch sh scripts/run-all.sh
+        STATE_DIR=/var/lib/docker-from-scratch sh "$script"
 ) </dev/null >&3 2>&1
 status=$?
 echo "VM-TEST-END" >&3
 echo "VM-EXIT-STATUS=$status" >&3
-echo "vm-init: run-all.sh exited with $status, powering off"
+echo "vm-init: $script exited with $status, powering off"
 sync
 poweroff -f
 EOF
