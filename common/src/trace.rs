@@ -164,7 +164,9 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
         ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V2") => "cgroup_v2".to_string(),
         // A v1 device rule as the devices.allow / devices.deny file takes
         // it: `c 1:3 rwm` is written as (c, 1, 3, rwm).
-        (name, _, _) if name.ends_with("allow_device") || name.ends_with("deny_device") => device_rule_part(index, shown),
+        (name, _, _) if name.ends_with("allow_device") || name.ends_with("deny_device") => {
+            device_rule_part(index, shown)
+        }
         _ => shown.to_string(),
     }
 }
@@ -196,6 +198,15 @@ fn device_rule_part(index: usize, shown: &str) -> String {
 fn strace_style(text: &str) -> String {
     if text == "None" {
         return "NULL".to_string();
+    }
+    // A pid inside a larger value (`Exited(Pid(42), 0)`) is its number too.
+    if let Some(at) = text.find("Pid(").filter(|at| *at > 0) {
+        if let Some(end) = text[at + 4..].find(')') {
+            let number = &text[at + 4..at + 4 + end];
+            if !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()) {
+                return strace_style(&format!("{}{number}{}", &text[..at], &text[at + 5 + end..]));
+            }
+        }
     }
     // std's Permissions: `Permissions(FilePermissions { mode: 0o000666 })` is `0666`.
     if let Some(mode) =
@@ -339,6 +350,8 @@ mod tests {
         assert_eq!(strace_style("MsFlags(MS_REC | MS_PRIVATE)"), "MS_REC|MS_PRIVATE");
         assert_eq!(strace_style("MsFlags(0x0)"), "0");
         assert_eq!(strace_style("Pid(4242)"), "4242");
+        assert_eq!(strace_style("Exited(Pid(4242), 0)"), "Exited(4242, 0)");
+        assert_eq!(strace_style("Signaled(Pid(7), SIGKILL, false)"), "Signaled(7, SIGKILL, false)");
         assert_eq!(strace_style("OwnedFd { fd: 7 }"), "7");
         assert_eq!(
             strace_style("File { fd: 8, path: \"/proc/1/ns/user\", read: true, write: false }"),
