@@ -1,5 +1,7 @@
-//! memhog SIZE: allocates SIZE bytes (suffix k, m or g) and writes to every
-//! page, so the memory is really used, not just reserved. The OOM checks rely
+//! memhog SIZE [SECONDS]: allocates SIZE bytes (suffix k, m or g) and writes
+//! to every page, so the memory is really used, not just reserved; with
+//! SECONDS, it holds the memory that long before exiting (to read the
+//! cgroup's counters meanwhile). The OOM checks rely
 //! on it being deterministic:
 //! - under a memory cgroup limit smaller than SIZE, the kernel kills it
 //!   (SIGKILL, exit status 137 seen from outside);
@@ -21,10 +23,13 @@ fn parse_size(text: &str) -> Option<usize> {
 }
 
 fn main() {
-    let Some(size) = env::args().nth(1).as_deref().and_then(parse_size) else {
-        eprintln!("usage: memhog SIZE   (bytes, or with a k, m or g suffix: memhog 64m)");
-        exit(2);
+    let args: Vec<String> = env::args().skip(1).collect();
+    let hold = match args.get(1).map(|seconds| seconds.parse::<u64>()) {
+        None => 0,
+        Some(Ok(seconds)) if args.len() == 2 => seconds,
+        Some(_) => usage(),
     };
+    let Some(size) = args.first().and_then(|size| parse_size(size)) else { usage() };
     let mut memory: Vec<u8> = Vec::new();
     if let Err(err) = memory.try_reserve_exact(size) {
         eprintln!("memhog: cannot allocate {size} bytes: {err}");
@@ -36,4 +41,13 @@ fn main() {
     memory.resize(size, 1);
     std::hint::black_box(&memory);
     println!("memhog: allocated and touched {} MiB", size >> 20);
+    if hold > 0 {
+        std::thread::sleep(std::time::Duration::from_secs(hold));
+        std::hint::black_box(&memory);
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: memhog SIZE [SECONDS]   (bytes, or with a k, m or g suffix: memhog 64m 5)");
+    exit(2);
 }
