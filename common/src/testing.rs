@@ -1930,3 +1930,122 @@ pub fn check_symlinked_mount_targets_are_refused(step: Step, extra: &[&str]) {
         "the host's mount table changed"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The files Docker gives every container (step06 on): /etc/hostname,
+// /etc/hosts and /etc/resolv.conf, the container's own, bound over the
+// image's, which never change.
+
+/// A copy of the default image, as `name`, for a test that changes its
+/// files: `edit` gets the copy's root.
+pub fn busybox_copy(step: Step, sandbox: &Sandbox, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    step.expect_images("busybox_copy");
+    if !sandbox.image_rootfs().exists() {
+        let output = step.run(sandbox, &["true"]);
+        assert_eq!(code(&output), 0, "the default image could not be made: {}", stderr(&output));
+    }
+    let rootfs = sandbox.images.join(name).join("rootfs");
+    std::fs::create_dir_all(rootfs.parent().unwrap()).unwrap();
+    fsutil::copy_tree(&sandbox.image_rootfs(), &rootfs).unwrap();
+    edit(&rootfs);
+    rootfs
+}
+
+/// What a container sees in /etc: its hostname twice (the file and the
+/// kernel), its hosts file and resolv.conf, and the bind mounts that put
+/// them there; the image's files are the same after the run as before,
+/// though the container appended to its /etc/hosts.
+pub fn check_etc_files(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["true"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let before = fingerprint(&sandbox.image_rootfs().join("etc"));
+    let script = "cat /etc/hostname; hostname; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---
+                  echo '10.0.0.9 edited' >> /etc/hosts && grep -c edited /etc/hosts; echo ---; cat /proc/self/mountinfo";
+    for hostname in [None, Some("web")] {
+        let mut args = extra.to_vec();
+        if let Some(name) = hostname {
+            args.extend(["--hostname", name]);
+        }
+        args.extend(["sh", "-c", script]);
+        let output = step.run(&sandbox, &args);
+        assert_ended(step, &output, 0, "exited with status 0");
+        let out = stdout(&output);
+        let parts: Vec<&str> = out.split("---\n").collect();
+        let [names, hosts, resolv, edited, mountinfo] = parts[..] else { panic!("unexpected output:\n{out}") };
+        let lines: Vec<&str> = names.lines().collect();
+        assert_eq!(lines.len(), 2, "/etc/hostname and hostname with {extra:?}: {names}");
+        assert_eq!(lines[0], lines[1], "/etc/hostname is not the hostname with {extra:?}");
+        if let Some(name) = hostname {
+            assert_eq!(lines[0], name);
+        } else {
+            assert!(last_line(&output).starts_with(&format!("container {} ", lines[0])), "{}", lines[0]);
+        }
+        assert_eq!(hosts, crate::etcfiles::hosts(lines[0]), "/etc/hosts with {extra:?}");
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), "{hosts}");
+        assert!(hosts.ends_with(&format!("127.0.0.1\t{}\n", lines[0])), "{hosts}");
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        if !host_resolv.contains("127.0.0.53") {
+            assert_eq!(resolv, crate::etcfiles::resolv_conf(&host_resolv), "/etc/resolv.conf with {extra:?}");
+        }
+        assert_eq!(edited, "1\n", "the container could not edit its /etc/hosts with {extra:?}");
+        for file in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
+            assert!(mount_at(mountinfo, file).is_some(), "{file} is not a mount with {extra:?}:\n{mountinfo}");
+        }
+        assert_eq!(fingerprint(&sandbox.image_rootfs().join("etc")), before, "the image's /etc changed");
+    }
+}
+
+/// An image without /etc at all gets the three files, made in the
+/// container's upper layer: the image still has no /etc afterwards.
+pub fn check_etc_files_without_etc(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let rootfs = busybox_copy(step, &sandbox, "no-etc", |rootfs| std::fs::remove_dir_all(rootfs.join("etc")).unwrap());
+    let mut args = vec!["--image", "no-etc", "--hostname", "bare"];
+    args.extend(extra);
+    args.extend([
+        "sh",
+        "-c",
+        "cat /etc/hostname; grep -c localhost /etc/hosts; test -f /etc/resolv.conf && echo RESOLV",
+    ]);
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "bare\n2\nRESOLV\n", "with {extra:?}");
+    assert!(!rootfs.join("etc").exists(), "/etc was made in the image with {extra:?}");
+}
+
+/// An image whose /etc/hosts (or hostname, or resolv.conf, or /etc itself)
+/// is a symlink to the host's files is refused with status 125 and an error
+/// naming the symlink: no bind mount lands on, and no file is made in, what
+/// it points to.
+pub fn check_symlinked_etc_files_are_refused(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let host_file = sandbox.host_only_file();
+    let made = sandbox.dir.path().join("made-on-the-host");
+    let host_before = fsutil::mountinfo("self").unwrap();
+    let cases = [("hosts", "etc/hosts", &host_file), ("resolv", "etc/resolv.conf", &made), ("etc", "etc", &made)];
+    for (name, link, target) in cases {
+        custom_image(&sandbox, name, &[]);
+        let rootfs = sandbox.images.join(name).join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        if link == "etc" {
+            std::fs::remove_dir(rootfs.join("etc")).unwrap();
+        }
+        std::os::unix::fs::symlink(target, rootfs.join(link)).unwrap();
+        let mut args = vec!["--image", name];
+        args.extend(extra);
+        args.push("true");
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "{name} with {extra:?}: {err}");
+        let named = format!("the image's /{link} is a symlink (to {})", target.display());
+        assert!(err.lines().next().unwrap_or_default().contains(&named), "{name} with {extra:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host\n", "the host's file changed");
+    assert!(!made.exists(), "a file was made on the host through the image's symlink");
+    assert_eq!(
+        parse_mountinfo(&host_before).len(),
+        parse_mountinfo(&fsutil::mountinfo("self").unwrap()).len(),
+        "the host's mount table changed"
+    );
+}

@@ -464,3 +464,17 @@ as_root!(
 );
 as_root!(a_host_device_made_inside_cannot_be_opened, testing::check_device_allowlist(STEP, &["--userns=host"]));
 as_root!(a_host_device_cannot_be_made_in_a_user_namespace, testing::check_device_allowlist(STEP, &[]));
+
+// The files Docker gives every container (issue 10), in both modes.
+as_root!(etc_hostname_hosts_and_resolv_conf_are_the_containers, {
+    testing::check_etc_files(STEP, &[]);
+    testing::check_etc_files(STEP, &["--userns=host"]);
+});
+as_root!(an_image_without_etc_gets_them_in_its_upper_layer, {
+    testing::check_etc_files_without_etc(STEP, &[]);
+    testing::check_etc_files_without_etc(STEP, &["--userns=host"]);
+});
+as_root!(symlinked_etc_files_are_refused, {
+    testing::check_symlinked_etc_files_are_refused(STEP, &[]);
+    testing::check_symlinked_etc_files_are_refused(STEP, &["--userns=host"]);
+});
