@@ -2049,3 +2049,47 @@ pub fn check_symlinked_etc_files_are_refused(step: Step, extra: &[&str]) {
         "the host's mount table changed"
     );
 }
+
+// ---------------------------------------------------------------------------
+// /sys/fs/cgroup (step08 on): the container's own cgroup, read-only.
+
+/// Inside, /sys/fs/cgroup shows the container's cgroup as its root (through
+/// the cgroup namespace): the `-m 64m` limit is in its memory file (v1
+/// `memory/memory.limit_in_bytes`, v2 `memory.max`), no parent cgroup of the
+/// project's shows, and writing the limit, or anything there, fails with
+/// EROFS; every cgroup mount is read-only.
+pub fn check_cgroupfs_is_read_only(step: Step, extra: &[&str]) {
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (dir, limit) =
+        if v2 { ("/sys/fs/cgroup", "memory.max") } else { ("/sys/fs/cgroup/memory", "memory.limit_in_bytes") };
+    let script = format!(
+        "cat {dir}/{limit}; echo 1 > {dir}/{limit} && echo WRITTEN; touch /sys/fs/cgroup/dfs && echo MADE
+         ls {dir}; echo ---; cat /proc/self/mountinfo"
+    );
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["-m", "64m", "sh", "-c", &script]);
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let (listing, mountinfo) = out.split_once("---\n").unwrap_or_default();
+    assert_eq!(listing.lines().next(), Some("67108864"), "{dir}/{limit} with {extra:?}:\n{out}");
+    assert!(!out.contains("WRITTEN") && !out.contains("MADE"), "/sys/fs/cgroup was written with {extra:?}:\n{out}");
+    assert_eq!(stderr(&output).matches("Read-only file system").count(), 2, "with {extra:?}: {}", stderr(&output));
+    assert!(listing.lines().any(|line| line == limit), "{dir} lists no {limit} with {extra:?}:\n{listing}");
+    assert!(!listing.contains(crate::CGROUP_PARENT), "{dir} shows the host's cgroups with {extra:?}:\n{listing}");
+    let cgroup_mounts: Vec<Mount> =
+        parse_mountinfo(mountinfo).into_iter().filter(|mount| mount.point.starts_with("/sys/fs/cgroup")).collect();
+    assert!(!cgroup_mounts.is_empty(), "nothing is mounted on /sys/fs/cgroup with {extra:?}:\n{mountinfo}");
+    for mount in cgroup_mounts {
+        assert!(
+            has_options(mount.options, &["ro", "nosuid", "nodev", "noexec"]),
+            "{} is {}",
+            mount.point,
+            mount.options
+        );
+        if mount.fstype.starts_with("cgroup") {
+            assert_eq!(mount.fstype, if v2 { "cgroup2" } else { "cgroup" }, "{}", mount.point);
+        }
+    }
+}

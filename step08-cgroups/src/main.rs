@@ -476,6 +476,28 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(mount(Some("proc"), &procfs, Some("proc"), flags, None::<&str>))?;
     sys!(mount(Some("sysfs"), &sysfs, Some("sysfs"), flags | MsFlags::MS_RDONLY, None::<&str>))?;
     sys!(mount(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k")))?;
+    // The container's own cgroup, read-only, where programs look for their
+    // limits: /sys/fs/cgroup, as Docker mounts it. Mounted from inside the
+    // cgroup namespace, a hierarchy's root is the container's cgroup: its
+    // limits show, the host's other cgroups do not. cgroup v2 is one mount;
+    // v1 is a tmpfs holding one mount per hierarchy the container is in.
+    let cgroupfs = sysfs.join("fs/cgroup");
+    if hierarchies::is_cgroup2_unified_mode() {
+        sys!(mount(Some("cgroup"), &cgroupfs, Some("cgroup2"), flags | MsFlags::MS_RDONLY, None::<&str>))?;
+    } else {
+        sys!(mount(Some("tmpfs"), &cgroupfs, Some("tmpfs"), flags, Some("mode=755")))?;
+        for hierarchy in common::cgroup::v1_hierarchies()? {
+            let dir = cgroupfs.join(&hierarchy.name);
+            sys!(fs::create_dir(&dir))?;
+            let options = hierarchy.name.as_str();
+            sys!(mount(Some("cgroup"), &dir, Some("cgroup"), flags | MsFlags::MS_RDONLY, Some(options)))?;
+            for link in &hierarchy.links {
+                sys!(symlink(&hierarchy.name, cgroupfs.join(link)))?;
+            }
+        }
+        let remount = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        sys!(mount(None::<&str>, &cgroupfs, None::<&str>, remount, None::<&str>))?;
+    }
     // The devices every container gets, made by hand: the tmpfs is ours,
     // so the host's /dev (disks and all) never shows up inside. Without a
     // user namespace they are the container's own nodes, as in step 06: a

@@ -566,3 +566,9 @@ as_root!(symlinked_etc_files_are_refused, {
     testing::check_symlinked_etc_files_are_refused(STEP, &[]);
     testing::check_symlinked_etc_files_are_refused(STEP, &["--userns=host"]);
 });
+
+// /sys/fs/cgroup: the container's own cgroup, read-only (issue 10).
+as_root!(sys_fs_cgroup_shows_the_limit_and_cannot_be_written, {
+    testing::check_cgroupfs_is_read_only(STEP, &[]);
+    testing::check_cgroupfs_is_read_only(STEP, &["--userns=host"]);
+});
