@@ -2093,3 +2093,135 @@ pub fn check_cgroupfs_is_read_only(step: Step, extra: &[&str]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// `--user NAME[:GROUP]` (step07 on): looked up in the image's /etc/passwd
+// and /etc/group, inside the container.
+
+/// A test image's /etc/passwd and /etc/group: alice is in two groups besides
+/// her own, far has a uid that the default user namespace does not map.
+const TEST_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                           nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+                           alice:x:1000:1000:Alice:/home/alice:/bin/sh\n\
+                           far:x:70000:70000::/far:/bin/sh\n";
+const TEST_GROUP: &str =
+    "root:x:0:\ntty:x:5:\nstaff:x:50:alice\nusers:x:100:bob,alice\nalice:x:1000:\nnogroup:x:65534:\n";
+
+/// What `id -u`, `id -g`, /proc/self/status's Groups (sorted) and HOME say
+/// inside, for a run with `args` (runtime options only).
+fn who_inside(step: Step, sandbox: &Sandbox, args: &[&str]) -> (String, String, Vec<u32>, String) {
+    let mut all = args.to_vec();
+    all.extend(["sh", "-c", "id -u; id -g; grep '^Groups:' /proc/self/status; echo \"$HOME\""]);
+    let output = step.run(sandbox, &all);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    let [uid, gid, groups, home] = lines[..] else { panic!("with {args:?}:\n{out}") };
+    let mut groups: Vec<u32> =
+        groups.trim_start_matches("Groups:").split_whitespace().map(|gid| gid.parse().unwrap()).collect();
+    groups.sort_unstable();
+    (uid.to_string(), gid.to_string(), groups, home.to_string())
+}
+
+/// `--user` by name, by number, with a group by name or number, and none:
+/// the uid, gid, supplementary groups (those of /etc/group that list the
+/// user) and HOME (the passwd entry's, `/` without one, `-e HOME=` first)
+/// are Docker's. The image's files are the same afterwards. `nobody` works
+/// on the default image too.
+pub fn check_user_names(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let rootfs = busybox_copy(step, &sandbox, "users", |rootfs| {
+        std::fs::write(rootfs.join("etc/passwd"), TEST_PASSWD).unwrap();
+        std::fs::write(rootfs.join("etc/group"), TEST_GROUP).unwrap();
+    });
+    let before = fingerprint(&rootfs.join("etc"));
+    let cases: &[(&[&str], (&str, &str, &[u32], &str))] = &[
+        (&[], ("0", "0", &[0], "/root")),
+        (&["--user", "nobody"], ("65534", "65534", &[65534], "/nonexistent")),
+        (&["--user", "alice"], ("1000", "1000", &[50, 100, 1000], "/home/alice")),
+        (&["--user", "1000"], ("1000", "1000", &[50, 100, 1000], "/home/alice")),
+        (&["--user", "alice:tty"], ("1000", "5", &[5], "/home/alice")),
+        (&["--user", "alice:7"], ("1000", "7", &[7], "/home/alice")),
+        (&["--user", "nobody:staff"], ("65534", "50", &[50], "/nonexistent")),
+        (&["--user", "4242"], ("4242", "0", &[0], "/")),
+        (&["--user", "alice", "-e", "HOME=/work"], ("1000", "1000", &[50, 100, 1000], "/work")),
+    ];
+    for (options, (uid, gid, groups, home)) in cases {
+        let mut args = vec!["--image", "users"];
+        args.extend(extra);
+        args.extend(*options);
+        let (got_uid, got_gid, got_groups, got_home) = who_inside(step, &sandbox, &args);
+        assert_eq!((got_uid.as_str(), got_gid.as_str()), (*uid, *gid), "uid, gid with {args:?}");
+        assert_eq!(got_groups, *groups, "Groups with {args:?}");
+        assert_eq!(got_home, *home, "HOME with {args:?}");
+    }
+    let mut args = extra.to_vec();
+    args.extend(["--user", "nobody"]);
+    let (uid, gid, groups, home) = who_inside(step, &sandbox, &args);
+    assert_eq!((uid, gid, groups, home), ("65534".into(), "65534".into(), vec![65534], "/nonexistent".into()));
+    assert_eq!(fingerprint(&rootfs.join("etc")), before, "the image's /etc changed with {extra:?}");
+}
+
+/// A name the image does not have, as a user or as a group, ends with status
+/// 125 and Docker's words on the first line, leaving nothing behind; so does
+/// a user whose uid the user namespace does not map (only then: without a
+/// user namespace it runs).
+pub fn check_unknown_user_is_refused(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    busybox_copy(step, &sandbox, "users", |rootfs| {
+        std::fs::write(rootfs.join("etc/passwd"), TEST_PASSWD).unwrap();
+        std::fs::write(rootfs.join("etc/group"), TEST_GROUP).unwrap();
+    });
+    let host_mode = extra.contains(&"--userns=host");
+    let mut cases = vec![
+        ("nosuch", "unable to find user nosuch: no matching entries in passwd file"),
+        ("alice:nosuch", "unable to find group nosuch: no matching entries in group file"),
+    ];
+    if !host_mode {
+        cases.push(("far", "--user far: uid 70000 (the image's /etc/passwd) is not mapped: --uidmap 0:100000:65536"));
+    }
+    for (user, message) in cases {
+        let mut args = vec!["--image", "users", "--user", user];
+        args.extend(extra);
+        args.extend(["echo", "RAN"]);
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "--user {user} with {extra:?}: {err}");
+        assert!(err.lines().next().unwrap_or_default().contains(message), "--user {user} with {extra:?}: {err}");
+        assert!(!stdout(&output).contains("RAN"), "the command ran");
+    }
+    if host_mode {
+        let (uid, ..) = who_inside(step, &sandbox, &["--image", "users", "--userns=host", "--user", "far"]);
+        assert_eq!(uid, "70000");
+    }
+}
+
+/// The image's /etc/passwd is read inside the container: one that is a
+/// symlink to a host file (with a user in it) finds no user, because the
+/// path leads nowhere inside; a FIFO /etc/group is refused at once (125),
+/// where reading it would hang the start.
+pub fn check_passwd_is_read_inside(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let secret = sandbox.dir.path().join("host-passwd");
+    std::fs::write(&secret, "secret:x:4242:4242::/secret:/bin/sh\n").unwrap();
+    busybox_copy(step, &sandbox, "linked", |rootfs| {
+        std::fs::remove_file(rootfs.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(&secret, rootfs.join("etc/passwd")).unwrap();
+    });
+    busybox_copy(step, &sandbox, "fifo", |rootfs| {
+        std::fs::remove_file(rootfs.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(&rootfs.join("etc/group"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    });
+    for (image, user, message) in [
+        ("linked", "secret", "unable to find user secret"),
+        ("fifo", "nobody", "the image's /etc/group is not a regular file"),
+    ] {
+        let mut args = vec!["--image", image, "--user", user];
+        args.extend(extra);
+        args.push("true");
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "{image} with {extra:?}: {err}");
+        assert!(err.lines().next().unwrap_or_default().contains(message), "{image} with {extra:?}: {err}");
+    }
+}
