@@ -45,10 +45,14 @@ pub const DEFAULT_HOSTS: &[(&str, &str)] = &[
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 const SYSTEMD_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
 
-/// `/etc/hosts` for a container named `hostname`.
+/// `/etc/hosts` for a container named `hostname`. A name with a domain
+/// (`web.example.com`) is listed with its first label too, as Docker does.
 pub fn hosts(hostname: &str) -> String {
     let mut text: String = DEFAULT_HOSTS.iter().map(|(address, names)| format!("{address}\t{names}\n")).collect();
-    text.push_str(&format!("127.0.0.1\t{hostname}\n"));
+    match hostname.split_once('.') {
+        Some((short, _)) => text.push_str(&format!("127.0.0.1\t{hostname} {short}\n")),
+        None => text.push_str(&format!("127.0.0.1\t{hostname}\n")),
+    }
     text
 }
 
@@ -142,6 +146,11 @@ mod tests {
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
              ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\tweb\n"
         );
+    }
+
+    #[test]
+    fn a_name_with_a_domain_is_listed_short_too() {
+        assert!(hosts("web.example.com").ends_with("\n127.0.0.1\tweb.example.com web\n"));
     }
 
     #[test]
