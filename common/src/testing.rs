@@ -2135,7 +2135,9 @@ pub fn check_user_names(step: Step, extra: &[&str]) {
         std::fs::write(rootfs.join("etc/group"), TEST_GROUP).unwrap();
     });
     let before = fingerprint(&rootfs.join("etc"));
-    let cases: &[(&[&str], (&str, &str, &[u32], &str))] = &[
+    // The runtime options, then the uid, gid, groups and HOME expected.
+    type Case<'a> = (&'a [&'a str], (&'a str, &'a str, &'a [u32], &'a str));
+    let cases: &[Case] = &[
         (&[], ("0", "0", &[0], "/root")),
         (&["--user", "nobody"], ("65534", "65534", &[65534], "/nonexistent")),
         (&["--user", "alice"], ("1000", "1000", &[50, 100, 1000], "/home/alice")),
