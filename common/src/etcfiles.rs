@@ -98,15 +98,27 @@ pub fn write(dir: &Path, hostname: &str) -> Result<Vec<(&'static str, PathBuf)>>
     let mut written = Vec::new();
     for (target, name, text) in files {
         let file = dir.join(name);
-        // Mode 0644, as Docker's: any user in the container reads them.
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true).mode(0o644);
-        let mut opened = crate::sys!(options.open(&file))?;
-        std::io::Write::write_all(&mut opened, text.as_bytes())
-            .with_context(|| format!("cannot write {}", file.display()))?;
+        let mut opened = create_new(&file)?;
+        let shown = [format!("{file:?}"), format!("{text:?}"), text.len().to_string()];
+        crate::trace::traced("write", &shown, || {
+            std::io::Write::write_all(&mut opened, text.as_bytes()).with_context(|| format!("write({file:?}) failed"))
+        })?;
         written.push((target, file));
     }
     Ok(written)
+}
+
+/// open(2) with `O_CREAT|O_EXCL`, mode 0644 (as Docker's files: any user in
+/// the container reads them): never through a symlink, never over a file
+/// that exists. Traced as strace shows it.
+fn create_new(path: &Path) -> Result<fs::File> {
+    let flags = "O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC";
+    let shown = [format!("{path:?}"), flags.to_string(), "0644".to_string()];
+    crate::trace::traced("open", &shown, || {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true).mode(0o644);
+        options.open(path).with_context(|| format!("open({path:?}, {flags}, 0644) failed"))
+    })
 }
 
 /// The mount point in `rootfs` (the container's merged root, not yet
@@ -127,10 +139,7 @@ pub fn mount_point(rootfs: &Path, path: &str) -> Result<PathBuf> {
         if err.kind() != ErrorKind::NotFound {
             return Err(err).with_context(|| format!("cannot stat {}", target.display()));
         }
-        // O_EXCL: never through a symlink, never an existing file.
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true).mode(0o644);
-        crate::sys!(options.open(&target))?;
+        create_new(&target)?;
     }
     Ok(target)
 }

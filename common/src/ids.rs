@@ -248,9 +248,13 @@ fn read_image_file(root: &Path, path: &str) -> Result<Option<String>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let full = root.join(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    let file = match crate::sys!(options.open(&full)) {
+    let flags = "O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC";
+    let opened = crate::trace::traced("open", &[format!("{full:?}"), flags.to_string()], || {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        options.open(&full).with_context(|| format!("open({full:?}, {flags}) failed"))
+    });
+    let file = match opened {
         Ok(file) => file,
         Err(err)
             if err.root_cause().downcast_ref::<std::io::Error>().map(std::io::Error::kind)
