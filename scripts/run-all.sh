@@ -610,6 +610,18 @@ hostname_is_the_id() {
     tail -n 1 "$err" | grep -q "^container $name " || { fail_with_run "the hostname is not the container id"; return 1; }
     [ "$(cat /proc/sys/kernel/hostname)" = "$before" ] || fail_with_run "the host's hostname changed"
 }
+# The files Docker gives every container: /etc/hostname holds the hostname,
+# /etc/hosts resolves localhost and the hostname, /etc/resolv.conf is there;
+# each is a bind mount of the container's own, and the image's stay as they were.
+etc_files() {
+    image_hosts=$(cat "$images/busybox/rootfs/etc/hosts")
+    run "$@" --hostname web -- sh -c 'cat /etc/hostname; grep -c localhost /etc/hosts; grep web /etc/hosts
+        echo edited >> /etc/hosts && test -f /etc/resolv.conf && grep -cE " /etc/(hostname|hosts|resolv.conf) " /proc/self/mountinfo'
+    [ "$rc" = 0 ] || { fail_with_run "the run failed"; return 1; }
+    [ "$(cat "$out")" = "$(printf 'web\n2\n127.0.0.1\tweb\n3')" ] ||
+        { fail_with_run "expected web, 2 localhost lines, 127.0.0.1 web and 3 mounts"; return 1; }
+    [ "$(cat "$images/busybox/rootfs/etc/hosts")" = "$image_hosts" ] || fail_with_run "the image's /etc/hosts changed"
+}
 only_lo_up() {
     run -- ip -o link
     [ "$rc" = 0 ] || { fail_with_run "ip link failed"; return 1; }
@@ -625,6 +637,7 @@ check_process_namespaces() {
     check "the hostname is the container id; the host's is unchanged" hostname_is_the_id
     check "--hostname web sets it" expect_line web --hostname web -- hostname
     check "only lo exists, and it is up (ip -o link)" only_lo_up
+    check "/etc/hostname, /etc/hosts (localhost, the hostname), /etc/resolv.conf are the container's own" etc_files
 }
 
 # From step06: the IPC namespace's own /dev/shm and /dev/mqueue, and Docker's
@@ -692,6 +705,14 @@ check_user_namespace() {
     check "... and as 1000 with --security-opt no-new-privileges" expect_line "uid=1000 euid=1000" --user 1000 --security-opt no-new-privileges -- setuid-id
     check "--user 1000:1000 runs as 1000 with an empty CapEff" status_field CapEff 0000000000000000 --user 1000:1000
     check "--user 1000:1000: id -u is 1000" expect_line 1000 --user 1000:1000 -- id -u
+    check "--user nobody: the image's /etc/passwd gives uid 65534 and HOME /nonexistent" \
+        expect_line "65534 /nonexistent" --user nobody -- sh -c 'echo $(id -u) $HOME'
+    check "--user nosuch: exit 125, unable to find user nosuch" unknown_user
+}
+unknown_user() {
+    expect_status 125 --user nosuch -- true || return 1
+    grep -q "unable to find user nosuch: no matching entries in passwd file" "$err" ||
+        fail_with_run "expected Docker's words for an unknown user"
 }
 uid_map_is_default() {
     run -- cat /proc/self/uid_map
@@ -873,6 +894,16 @@ cgroup_is_root_inside() {
     [ "$rc" = 0 ] || { fail_with_run "cat failed"; return 1; }
     ! grep -qv ':/$' "$out" || fail_with_run "a line is not '/'"
 }
+# /sys/fs/cgroup inside is the container's own cgroup, read-only: the -m
+# limit shows, and writing it fails.
+cgroupfs_read_only() {
+    if cgroup_v2; then file=/sys/fs/cgroup/memory.max; else file=/sys/fs/cgroup/memory/memory.limit_in_bytes; fi
+    run "$@" -m 64m -- sh -c "cat $file; echo 1 > $file && echo WRITTEN; exit 0"
+    [ "$rc" = 0 ] || { fail_with_run "the run failed"; return 1; }
+    [ "$(sed -n 1p "$out")" = 67108864 ] || { fail_with_run "expected 67108864 in $file"; return 1; }
+    ! grep -q WRITTEN "$out" || { fail_with_run "$file was written from inside"; return 1; }
+    grep -q 'Read-only file system' "$err" || fail_with_run "expected EROFS"
+}
 pids_limited() {
     run --pids-limit 5 -- sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait'
     grep -qi "fork" "$err" || fail_with_run "expected a failed fork"
@@ -917,6 +948,8 @@ device_allowlist() {
 check_cgroups() {
     check "the limits land in the cgroup's files ($(cgroup_v2 && echo v2 || echo v1))" limits_land
     check "/proc/self/cgroup shows / inside (cgroup namespace)" cgroup_is_root_inside
+    check "/sys/fs/cgroup shows the -m 64m limit, read-only ($(cgroup_v2 && echo v2 || echo v1))" cgroupfs_read_only
+    check "the same with --userns=host" cgroupfs_read_only --userns=host
     check "--pids-limit 5 stops the sixth process" pids_limited
     check "--userns=host: a host device made inside (c 1:11, b 7:0) cannot be opened ($(cgroup_v2 && echo v2 eBPF || echo v1 devices))" \
         device_allowlist

@@ -306,9 +306,62 @@ pub fn oom_kills(events: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A cgroup v1 hierarchy as a container sees it under /sys/fs/cgroup:
+/// `name` is its controllers (`memory`, or `cpu,cpuacct` where the host
+/// mounts two together), which is both the directory and the mount option
+/// that names the hierarchy; `links` are the controllers that get a symlink
+/// to it (`cpu -> cpu,cpuacct`), as runc makes them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub name: String,
+    pub links: Vec<String>,
+}
+
+/// The cgroup v1 hierarchies that hold a container's cgroup: those of
+/// [`controllers`], read from our mountinfo (as the host mounted them) and
+/// the kernel's list of controllers, /proc/cgroups. Mounted again in the
+/// container's cgroup namespace, each shows that cgroup as its root. The
+/// others (blkio, freezer, systemd's) are left out: the container is not in
+/// a cgroup of its own there, and would see the host's.
+pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
+    let mountinfo = std::fs::read("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
+    let known = std::fs::read_to_string("/proc/cgroups").context("cannot read /proc/cgroups")?;
+    let wanted = controllers().unwrap_or_default();
+    let mut found: Vec<Hierarchy> = Vec::new();
+    for mount in libmount::mountinfo::Parser::new(&mountinfo) {
+        let mount = mount.context("cannot parse /proc/self/mountinfo")?;
+        if mount.fstype != std::ffi::OsStr::new("cgroup") {
+            continue;
+        }
+        let name = hierarchy_name(&mount.super_options.to_string_lossy(), &known);
+        let links: Vec<String> = name.split(',').filter(|controller| *controller != name).map(String::from).collect();
+        let ours = name.split(',').any(|controller| wanted.iter().any(|want| want == controller));
+        if ours && !found.iter().any(|hierarchy| hierarchy.name == name) {
+            found.push(Hierarchy { name, links });
+        }
+    }
+    Ok(found)
+}
+
+/// The controllers among a cgroup v1 mount's super options (`rw,cpu,cpuacct`
+/// gives `cpu,cpuacct`): the words that /proc/cgroups (`known`) lists.
+fn hierarchy_name(super_options: &str, known: &str) -> String {
+    let controllers: Vec<&str> = known.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    let mine: Vec<&str> = super_options.split(',').filter(|option| controllers.contains(option)).collect();
+    mine.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v1_hierarchy_is_named_by_its_controllers() {
+        let known = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t3\t1\ncpuacct\t1\t3\t1\nmemory\t4\t9\t1\n";
+        assert_eq!(hierarchy_name("rw,cpu,cpuacct", known), "cpu,cpuacct");
+        assert_eq!(hierarchy_name("rw,memory", known), "memory");
+        assert_eq!(hierarchy_name("rw,xattr,name=systemd", known), "");
+    }
 
     #[test]
     fn oom_kill_is_read_from_either_file() {

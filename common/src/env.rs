@@ -1,6 +1,7 @@
 //! The environment a container's command starts with. Like Docker, the
 //! host's environment is not passed in: a fixed PATH and HOME, TERM when the
-//! host has one, then every `-e`.
+//! host has one, then every `-e`. From step07, HOME is the user's home from
+//! the image's /etc/passwd ([`with_home`]).
 
 use std::convert::Infallible;
 use std::ffi::{CStr, CString};
@@ -65,6 +66,14 @@ pub fn execvpe(file: &CStr, argv: &[CString], env: &[CString]) -> nix::Result<In
     Err(if denied { Errno::EACCES } else { Errno::ENOENT })
 }
 
+/// `vars` (the `-e` values) after `HOME=home`: the user's home, which an
+/// `-e HOME=…` then replaces, as in Docker.
+pub fn with_home(home: &str, vars: &[String]) -> Vec<String> {
+    let mut all = vec![format!("HOME={home}")];
+    all.extend(vars.iter().cloned());
+    all
+}
+
 fn build_env(vars: &[String]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into()), ("HOME".into(), "/root".into())];
     if let Ok(term) = std::env::var("TERM") {
@@ -115,6 +124,17 @@ mod tests {
         assert!(!env.contains(&"A=1".to_string()));
         assert!(env.contains(&"PATH=/bin".to_string()));
         assert_eq!(env.iter().filter(|v| v.starts_with("PATH=")).count(), 1);
+    }
+
+    #[test]
+    fn the_users_home_gives_way_to_dash_e() {
+        let home = |vars: &[&str], home: &str| {
+            let vars: Vec<String> = vars.iter().map(|var| var.to_string()).collect();
+            let env = build_env(&with_home(home, &vars));
+            env.into_iter().filter(|(key, _)| key == "HOME").map(|(_, value)| value).collect::<Vec<_>>()
+        };
+        assert_eq!(home(&[], "/nonexistent"), ["/nonexistent"]);
+        assert_eq!(home(&["HOME=/work"], "/nonexistent"), ["/work"]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod container;
 pub mod devices;
 pub mod env;
 pub mod errors;
+pub mod etcfiles;
 pub mod fsutil;
 pub mod ids;
 pub mod image;

@@ -1930,3 +1930,300 @@ pub fn check_symlinked_mount_targets_are_refused(step: Step, extra: &[&str]) {
         "the host's mount table changed"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The files Docker gives every container (step06 on): /etc/hostname,
+// /etc/hosts and /etc/resolv.conf, the container's own, bound over the
+// image's, which never change.
+
+/// A copy of the default image, as `name`, for a test that changes its
+/// files: `edit` gets the copy's root.
+pub fn busybox_copy(step: Step, sandbox: &Sandbox, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    step.expect_images("busybox_copy");
+    if !sandbox.image_rootfs().exists() {
+        let output = step.run(sandbox, &["true"]);
+        assert_eq!(code(&output), 0, "the default image could not be made: {}", stderr(&output));
+    }
+    let rootfs = sandbox.images.join(name).join("rootfs");
+    std::fs::create_dir_all(rootfs.parent().unwrap()).unwrap();
+    fsutil::copy_tree(&sandbox.image_rootfs(), &rootfs).unwrap();
+    edit(&rootfs);
+    rootfs
+}
+
+/// What a container sees in /etc: its hostname twice (the file and the
+/// kernel), its hosts file and resolv.conf, and the bind mounts that put
+/// them there; the image's files are the same after the run as before,
+/// though the container appended to its /etc/hosts.
+pub fn check_etc_files(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let output = step.run(&sandbox, &["true"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let before = fingerprint(&sandbox.image_rootfs().join("etc"));
+    let script = "cat /etc/hostname; hostname; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---
+                  echo '10.0.0.9 edited' >> /etc/hosts && grep -c edited /etc/hosts; echo ---; cat /proc/self/mountinfo";
+    for hostname in [None, Some("web")] {
+        let mut args = extra.to_vec();
+        if let Some(name) = hostname {
+            args.extend(["--hostname", name]);
+        }
+        args.extend(["sh", "-c", script]);
+        let output = step.run(&sandbox, &args);
+        assert_ended(step, &output, 0, "exited with status 0");
+        let out = stdout(&output);
+        let parts: Vec<&str> = out.split("---\n").collect();
+        let [names, hosts, resolv, edited, mountinfo] = parts[..] else { panic!("unexpected output:\n{out}") };
+        let lines: Vec<&str> = names.lines().collect();
+        assert_eq!(lines.len(), 2, "/etc/hostname and hostname with {extra:?}: {names}");
+        assert_eq!(lines[0], lines[1], "/etc/hostname is not the hostname with {extra:?}");
+        if let Some(name) = hostname {
+            assert_eq!(lines[0], name);
+        } else {
+            assert!(last_line(&output).starts_with(&format!("container {} ", lines[0])), "{}", lines[0]);
+        }
+        assert_eq!(hosts, crate::etcfiles::hosts(lines[0]), "/etc/hosts with {extra:?}");
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), "{hosts}");
+        assert!(hosts.ends_with(&format!("127.0.0.1\t{}\n", lines[0])), "{hosts}");
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        if !host_resolv.contains("127.0.0.53") {
+            assert_eq!(resolv, crate::etcfiles::resolv_conf(&host_resolv), "/etc/resolv.conf with {extra:?}");
+        }
+        assert_eq!(edited, "1\n", "the container could not edit its /etc/hosts with {extra:?}");
+        for file in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
+            assert!(mount_at(mountinfo, file).is_some(), "{file} is not a mount with {extra:?}:\n{mountinfo}");
+        }
+        assert_eq!(fingerprint(&sandbox.image_rootfs().join("etc")), before, "the image's /etc changed");
+    }
+}
+
+/// An image without /etc at all gets the three files, made in the
+/// container's upper layer: the image still has no /etc afterwards.
+pub fn check_etc_files_without_etc(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let rootfs = busybox_copy(step, &sandbox, "no-etc", |rootfs| std::fs::remove_dir_all(rootfs.join("etc")).unwrap());
+    let mut args = vec!["--image", "no-etc", "--hostname", "bare"];
+    args.extend(extra);
+    args.extend([
+        "sh",
+        "-c",
+        "cat /etc/hostname; grep -c localhost /etc/hosts; test -f /etc/resolv.conf && echo RESOLV",
+    ]);
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    assert_eq!(stdout(&output), "bare\n2\nRESOLV\n", "with {extra:?}");
+    assert!(!rootfs.join("etc").exists(), "/etc was made in the image with {extra:?}");
+}
+
+/// An image whose /etc/hosts (or hostname, or resolv.conf, or /etc itself)
+/// is a symlink to the host's files is refused with status 125 and an error
+/// naming the symlink: no bind mount lands on, and no file is made in, what
+/// it points to.
+pub fn check_symlinked_etc_files_are_refused(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let host_file = sandbox.host_only_file();
+    let made = sandbox.dir.path().join("made-on-the-host");
+    let host_before = fsutil::mountinfo("self").unwrap();
+    let cases = [("hosts", "etc/hosts", &host_file), ("resolv", "etc/resolv.conf", &made), ("etc", "etc", &made)];
+    for (name, link, target) in cases {
+        custom_image(&sandbox, name, &[]);
+        let rootfs = sandbox.images.join(name).join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        if link == "etc" {
+            std::fs::remove_dir(rootfs.join("etc")).unwrap();
+        }
+        std::os::unix::fs::symlink(target, rootfs.join(link)).unwrap();
+        let mut args = vec!["--image", name];
+        args.extend(extra);
+        args.push("true");
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "{name} with {extra:?}: {err}");
+        let named = format!("the image's /{link} is a symlink (to {})", target.display());
+        assert!(err.lines().next().unwrap_or_default().contains(&named), "{name} with {extra:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host\n", "the host's file changed");
+    assert!(!made.exists(), "a file was made on the host through the image's symlink");
+    assert_eq!(
+        parse_mountinfo(&host_before).len(),
+        parse_mountinfo(&fsutil::mountinfo("self").unwrap()).len(),
+        "the host's mount table changed"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// /sys/fs/cgroup (step08 on): the container's own cgroup, read-only.
+
+/// Inside, /sys/fs/cgroup shows the container's cgroup as its root (through
+/// the cgroup namespace): the `-m 64m` limit is in its memory file (v1
+/// `memory/memory.limit_in_bytes`, v2 `memory.max`), no parent cgroup of the
+/// project's shows, and writing the limit, or anything there, fails with
+/// EROFS; every cgroup mount is read-only.
+pub fn check_cgroupfs_is_read_only(step: Step, extra: &[&str]) {
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (dir, limit) =
+        if v2 { ("/sys/fs/cgroup", "memory.max") } else { ("/sys/fs/cgroup/memory", "memory.limit_in_bytes") };
+    let script = format!(
+        "cat {dir}/{limit}; echo 1 > {dir}/{limit} && echo WRITTEN; touch /sys/fs/cgroup/dfs && echo MADE
+         ls {dir}; echo ---; cat /proc/self/mountinfo"
+    );
+    let sandbox = Sandbox::new();
+    let mut args = extra.to_vec();
+    args.extend(["-m", "64m", "sh", "-c", &script]);
+    let output = step.run(&sandbox, &args);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let (listing, mountinfo) = out.split_once("---\n").unwrap_or_default();
+    assert_eq!(listing.lines().next(), Some("67108864"), "{dir}/{limit} with {extra:?}:\n{out}");
+    assert!(!out.contains("WRITTEN") && !out.contains("MADE"), "/sys/fs/cgroup was written with {extra:?}:\n{out}");
+    assert_eq!(stderr(&output).matches("Read-only file system").count(), 2, "with {extra:?}: {}", stderr(&output));
+    assert!(listing.lines().any(|line| line == limit), "{dir} lists no {limit} with {extra:?}:\n{listing}");
+    assert!(!listing.contains(crate::CGROUP_PARENT), "{dir} shows the host's cgroups with {extra:?}:\n{listing}");
+    let cgroup_mounts: Vec<Mount> =
+        parse_mountinfo(mountinfo).into_iter().filter(|mount| mount.point.starts_with("/sys/fs/cgroup")).collect();
+    assert!(!cgroup_mounts.is_empty(), "nothing is mounted on /sys/fs/cgroup with {extra:?}:\n{mountinfo}");
+    for mount in cgroup_mounts {
+        assert!(
+            has_options(mount.options, &["ro", "nosuid", "nodev", "noexec"]),
+            "{} is {}",
+            mount.point,
+            mount.options
+        );
+        if mount.fstype.starts_with("cgroup") {
+            assert_eq!(mount.fstype, if v2 { "cgroup2" } else { "cgroup" }, "{}", mount.point);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `--user NAME[:GROUP]` (step07 on): looked up in the image's /etc/passwd
+// and /etc/group, inside the container.
+
+/// A test image's /etc/passwd and /etc/group: alice is in two groups besides
+/// her own, far has a uid that the default user namespace does not map.
+const TEST_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                           nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+                           alice:x:1000:1000:Alice:/home/alice:/bin/sh\n\
+                           far:x:70000:70000::/far:/bin/sh\n";
+const TEST_GROUP: &str =
+    "root:x:0:\ntty:x:5:\nstaff:x:50:alice\nusers:x:100:bob,alice\nalice:x:1000:\nnogroup:x:65534:\n";
+
+/// What `id -u`, `id -g`, /proc/self/status's Groups (sorted) and HOME say
+/// inside, for a run with `args` (runtime options only).
+fn who_inside(step: Step, sandbox: &Sandbox, args: &[&str]) -> (String, String, Vec<u32>, String) {
+    let mut all = args.to_vec();
+    all.extend(["sh", "-c", "id -u; id -g; grep '^Groups:' /proc/self/status; echo \"$HOME\""]);
+    let output = step.run(sandbox, &all);
+    assert_ended(step, &output, 0, "exited with status 0");
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    let [uid, gid, groups, home] = lines[..] else { panic!("with {args:?}:\n{out}") };
+    let mut groups: Vec<u32> =
+        groups.trim_start_matches("Groups:").split_whitespace().map(|gid| gid.parse().unwrap()).collect();
+    groups.sort_unstable();
+    (uid.to_string(), gid.to_string(), groups, home.to_string())
+}
+
+/// `--user` by name, by number, with a group by name or number, and none:
+/// the uid, gid, supplementary groups (those of /etc/group that list the
+/// user) and HOME (the passwd entry's, `/` without one, `-e HOME=` first)
+/// are Docker's. The image's files are the same afterwards. `nobody` works
+/// on the default image too.
+pub fn check_user_names(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let rootfs = busybox_copy(step, &sandbox, "users", |rootfs| {
+        std::fs::write(rootfs.join("etc/passwd"), TEST_PASSWD).unwrap();
+        std::fs::write(rootfs.join("etc/group"), TEST_GROUP).unwrap();
+    });
+    let before = fingerprint(&rootfs.join("etc"));
+    // The runtime options, then the uid, gid, groups and HOME expected.
+    type Case<'a> = (&'a [&'a str], (&'a str, &'a str, &'a [u32], &'a str));
+    let cases: &[Case] = &[
+        (&[], ("0", "0", &[0], "/root")),
+        (&["--user", "nobody"], ("65534", "65534", &[65534], "/nonexistent")),
+        (&["--user", "alice"], ("1000", "1000", &[50, 100, 1000], "/home/alice")),
+        (&["--user", "1000"], ("1000", "1000", &[50, 100, 1000], "/home/alice")),
+        (&["--user", "alice:tty"], ("1000", "5", &[5], "/home/alice")),
+        (&["--user", "alice:7"], ("1000", "7", &[7], "/home/alice")),
+        (&["--user", "nobody:staff"], ("65534", "50", &[50], "/nonexistent")),
+        (&["--user", "4242"], ("4242", "0", &[0], "/")),
+        (&["--user", "alice", "-e", "HOME=/work"], ("1000", "1000", &[50, 100, 1000], "/work")),
+    ];
+    for (options, (uid, gid, groups, home)) in cases {
+        let mut args = vec!["--image", "users"];
+        args.extend(extra);
+        args.extend(*options);
+        let (got_uid, got_gid, got_groups, got_home) = who_inside(step, &sandbox, &args);
+        assert_eq!((got_uid.as_str(), got_gid.as_str()), (*uid, *gid), "uid, gid with {args:?}");
+        assert_eq!(got_groups, *groups, "Groups with {args:?}");
+        assert_eq!(got_home, *home, "HOME with {args:?}");
+    }
+    let mut args = extra.to_vec();
+    args.extend(["--user", "nobody"]);
+    let (uid, gid, groups, home) = who_inside(step, &sandbox, &args);
+    assert_eq!((uid, gid, groups, home), ("65534".into(), "65534".into(), vec![65534], "/nonexistent".into()));
+    assert_eq!(fingerprint(&rootfs.join("etc")), before, "the image's /etc changed with {extra:?}");
+}
+
+/// A name the image does not have, as a user or as a group, ends with status
+/// 125 and Docker's words on the first line, leaving nothing behind; so does
+/// a user whose uid the user namespace does not map (only then: without a
+/// user namespace it runs).
+pub fn check_unknown_user_is_refused(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    busybox_copy(step, &sandbox, "users", |rootfs| {
+        std::fs::write(rootfs.join("etc/passwd"), TEST_PASSWD).unwrap();
+        std::fs::write(rootfs.join("etc/group"), TEST_GROUP).unwrap();
+    });
+    let host_mode = extra.contains(&"--userns=host");
+    let mut cases = vec![
+        ("nosuch", "unable to find user nosuch: no matching entries in passwd file"),
+        ("alice:nosuch", "unable to find group nosuch: no matching entries in group file"),
+    ];
+    if !host_mode {
+        cases.push(("far", "--user far: uid 70000 (the image's /etc/passwd) is not mapped: --uidmap 0:100000:65536"));
+    }
+    for (user, message) in cases {
+        let mut args = vec!["--image", "users", "--user", user];
+        args.extend(extra);
+        args.extend(["echo", "RAN"]);
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "--user {user} with {extra:?}: {err}");
+        assert!(err.lines().next().unwrap_or_default().contains(message), "--user {user} with {extra:?}: {err}");
+        assert!(!stdout(&output).contains("RAN"), "the command ran");
+    }
+    if host_mode {
+        let (uid, ..) = who_inside(step, &sandbox, &["--image", "users", "--userns=host", "--user", "far"]);
+        assert_eq!(uid, "70000");
+    }
+}
+
+/// The image's /etc/passwd is read inside the container: one that is a
+/// symlink to a host file (with a user in it) finds no user, because the
+/// path leads nowhere inside; a FIFO /etc/group is refused at once (125),
+/// where reading it would hang the start.
+pub fn check_passwd_is_read_inside(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let secret = sandbox.dir.path().join("host-passwd");
+    std::fs::write(&secret, "secret:x:4242:4242::/secret:/bin/sh\n").unwrap();
+    busybox_copy(step, &sandbox, "linked", |rootfs| {
+        std::fs::remove_file(rootfs.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(&secret, rootfs.join("etc/passwd")).unwrap();
+    });
+    busybox_copy(step, &sandbox, "fifo", |rootfs| {
+        std::fs::remove_file(rootfs.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(&rootfs.join("etc/group"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    });
+    for (image, user, message) in [
+        ("linked", "secret", "unable to find user secret"),
+        ("fifo", "nobody", "the image's /etc/group is not a regular file"),
+    ] {
+        let mut args = vec!["--image", image, "--user", user];
+        args.extend(extra);
+        args.push("true");
+        let output = step.run(&sandbox, &args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 125, "{image} with {extra:?}: {err}");
+        assert!(err.lines().next().unwrap_or_default().contains(message), "{image} with {extra:?}: {err}");
+    }
+}

@@ -138,7 +138,8 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     let env = common::env::container_env(&args.env)?;
     // Already in the new UTS and network namespaces: name this one, and
     // bring up its loopback interface (it starts down).
-    sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
+    let hostname = args.hostname.as_deref().unwrap_or(&container.id);
+    sys!(sethostname(hostname))?;
     common::net::loopback_up()?;
     // Docker's two sysctls for a private network namespace, safe because
     // the namespace is the container's own: any port may be bound without
@@ -210,6 +211,16 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>
     ))?;
+    // The files Docker gives every container (common/src/etcfiles.rs): the
+    // hostname, an /etc/hosts that resolves localhost and this hostname, and
+    // the host's resolver settings. Each is written in the container's
+    // directory and bound over the image's file (made, empty, in the upper
+    // layer when the image has none), so the image never changes and the
+    // container may still edit its own copy, as in Docker.
+    for (path, file) in common::etcfiles::write(&container.dir, hostname)? {
+        let target = common::etcfiles::mount_point(&rootfs, path)?;
+        sys!(mount(Some(&file), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+    }
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.
     let old_root = rootfs.join(".old-root");

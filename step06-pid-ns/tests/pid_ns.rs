@@ -81,3 +81,9 @@ as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the
 // namespace, not the host's.
 as_root!(dev_shm_and_dev_mqueue_are_its_own, testing::check_shm_and_mqueue(STEP, &[]));
 as_root!(dockers_network_sysctls_are_set_inside_only, testing::check_network_sysctls(STEP, &[], true));
+
+// The files Docker gives every container (issue 10): /etc/hostname, /etc/hosts
+// and /etc/resolv.conf, its own, bound over the image's, which never change.
+as_root!(etc_hostname_hosts_and_resolv_conf_are_the_containers, testing::check_etc_files(STEP, &[]));
+as_root!(an_image_without_etc_gets_them_in_its_upper_layer, testing::check_etc_files_without_etc(STEP, &[]));
+as_root!(symlinked_etc_files_are_refused, testing::check_symlinked_etc_files_are_refused(STEP, &[]));

@@ -41,7 +41,7 @@ use common::devices::LINKS;
 use common::env::close_range_cloexec;
 use common::env::execvpe;
 use common::ids::IdMap;
-use common::ids::User;
+use common::ids::UserSpec;
 use common::mountapi::mount_flags;
 use common::mountapi::mount_setattr_idmap;
 use common::mountapi::mount_setattr_readonly;
@@ -143,9 +143,9 @@ struct Args {
     /// Use a chowned copy of the image instead of an idmapped mount
     #[arg(long)]
     no_idmap: bool,
-    /// Run the command as this user (numeric UID or UID:GID)
-    #[arg(short = 'u', long, value_name = "UID[:GID]", value_parser = common::ids::parse_user)]
-    user: Option<User>,
+    /// Run the command as this user: a name or UID, and a group or GID (looked up in the image)
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_parser = common::ids::parse_user)]
+    user: Option<UserSpec>,
     /// Add a capability to Docker's default set (repeatable; ALL for every one)
     #[arg(long, value_name = "NAME", value_parser = common::ids::parse_capability)]
     cap_add: Vec<String>,
@@ -185,7 +185,7 @@ fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
     // Bad input is refused before anything is created.
     common::cli::check_container_dir(&args.container_dir)?;
-    common::ids::check_user(args.user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    common::ids::check_user(args.user.as_ref(), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let image = common::image::rootfs(&args.image_dir, &args.image)?;
     let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|(pid, console)| wait(pid, &container, console));
@@ -292,7 +292,6 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(setgid(Gid::from_raw(0)))?;
     sys!(setuid(Uid::from_raw(0)))?;
     let argv = common::env::command_line(&args.command)?;
-    let env = common::env::container_env(&args.env)?;
     // The system calls the command may make: Docker's default seccomp
     // profile (common/seccomp/default.profile) for the capabilities the
     // container keeps, compiled to BPF here, before anything is mounted.
@@ -303,7 +302,8 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     };
     // Already in the new UTS and network namespaces: name this one, and
     // bring up its loopback interface (it starts down).
-    sys!(sethostname(args.hostname.as_deref().unwrap_or(&container.id)))?;
+    let hostname = args.hostname.as_deref().unwrap_or(&container.id);
+    sys!(sethostname(hostname))?;
     common::net::loopback_up()?;
     // Docker's two sysctls for a private network namespace, safe because
     // the namespace is the container's own: any port may be bound without
@@ -444,6 +444,16 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
             _ => sys!(mount(Some(&dev.join("null")), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>))?,
         }
     }
+    // The files Docker gives every container (common/src/etcfiles.rs): the
+    // hostname, an /etc/hosts that resolves localhost and this hostname, and
+    // the host's resolver settings. Each is written in the container's
+    // directory and bound over the image's file (made, empty, in the upper
+    // layer when the image has none), so the image never changes and the
+    // container may still edit its own copy, as in Docker.
+    for (path, file) in common::etcfiles::write(&container.dir, hostname)? {
+        let target = common::etcfiles::mount_point(&rootfs, path)?;
+        sys!(mount(Some(&file), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+    }
     // Swap the namespace's root: the host's root ends up at /.old-root,
     // then is detached (lazily: busy mounts below it go too) and forgotten.
     let old_root = rootfs.join(".old-root");
@@ -452,6 +462,15 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(chdir("/"))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
     sys!(std::fs::remove_dir("/.old-root"))?;
+    // Who the command runs as: --user (root by default) looked up in the
+    // image's /etc/passwd and /etc/group, read now that "/" is the image's,
+    // so that no symlink among them can reach the host's files. A name can
+    // only be checked against the user namespace's map once it is a number.
+    let spec = args.user.clone().unwrap_or_default();
+    let user = spec.resolve(Path::new("/"))?;
+    common::ids::check_resolved(&spec, &user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    // HOME is the user's (or /), unless -e sets it, as in Docker.
+    let env = common::env::container_env(&common::env::with_home(&user.home, &args.env))?;
     // The filter goes on before privileges are dropped, as runc does when
     // no_new_privs is off: seccomp(2) then needs CAP_SYS_ADMIN, which root
     // still holds here (in our user namespace, or the host's with
@@ -470,12 +489,11 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     for cap in caps::runtime::thread_all_supported().difference(&keep) {
         sys!(caps::drop(None::<i32>, CapSet::Bounding, *cap))?;
     }
-    if let Some(user) = args.user {
-        sys!(set_keepcaps(true))?;
-        sys!(setgroups(&[Gid::from_raw(user.gid)]))?;
-        sys!(setgid(Gid::from_raw(user.gid)))?;
-        sys!(setuid(Uid::from_raw(user.uid)))?;
-    }
+    let groups: Vec<Gid> = user.groups.iter().map(|gid| Gid::from_raw(*gid)).collect();
+    sys!(set_keepcaps(true))?;
+    sys!(setgroups(&groups))?;
+    sys!(setgid(Gid::from_raw(user.gid)))?;
+    sys!(setuid(Uid::from_raw(user.uid)))?;
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         sys!(caps::set(None::<i32>, set, &keep))?;
     }

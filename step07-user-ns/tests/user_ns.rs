@@ -257,3 +257,31 @@ as_root!(
     an_image_with_a_symlinked_proc_is_refused_in_host_mode,
     testing::check_symlinked_mount_targets_are_refused(STEP, &["--userns=host"])
 );
+
+// The files Docker gives every container (issue 10), in both modes.
+as_root!(etc_hostname_hosts_and_resolv_conf_are_the_containers, {
+    testing::check_etc_files(STEP, &[]);
+    testing::check_etc_files(STEP, &["--userns=host"]);
+});
+as_root!(an_image_without_etc_gets_them_in_its_upper_layer, {
+    testing::check_etc_files_without_etc(STEP, &[]);
+    testing::check_etc_files_without_etc(STEP, &["--userns=host"]);
+});
+as_root!(symlinked_etc_files_are_refused, {
+    testing::check_symlinked_etc_files_are_refused(STEP, &[]);
+    testing::check_symlinked_etc_files_are_refused(STEP, &["--userns=host"]);
+});
+
+// --user NAME[:GROUP], looked up in the image (issue 10), in both modes.
+as_root!(user_names_groups_and_home_are_dockers, {
+    testing::check_user_names(STEP, &[]);
+    testing::check_user_names(STEP, &["--userns=host"]);
+});
+as_root!(an_unknown_user_or_group_exits_125, {
+    testing::check_unknown_user_is_refused(STEP, &[]);
+    testing::check_unknown_user_is_refused(STEP, &["--userns=host"]);
+});
+as_root!(the_images_passwd_is_read_inside_the_container, {
+    testing::check_passwd_is_read_inside(STEP, &[]);
+    testing::check_passwd_is_read_inside(STEP, &["--userns=host"]);
+});

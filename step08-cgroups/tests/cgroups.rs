@@ -464,3 +464,37 @@ as_root!(
 );
 as_root!(a_host_device_made_inside_cannot_be_opened, testing::check_device_allowlist(STEP, &["--userns=host"]));
 as_root!(a_host_device_cannot_be_made_in_a_user_namespace, testing::check_device_allowlist(STEP, &[]));
+
+// The files Docker gives every container (issue 10), in both modes.
+as_root!(etc_hostname_hosts_and_resolv_conf_are_the_containers, {
+    testing::check_etc_files(STEP, &[]);
+    testing::check_etc_files(STEP, &["--userns=host"]);
+});
+as_root!(an_image_without_etc_gets_them_in_its_upper_layer, {
+    testing::check_etc_files_without_etc(STEP, &[]);
+    testing::check_etc_files_without_etc(STEP, &["--userns=host"]);
+});
+as_root!(symlinked_etc_files_are_refused, {
+    testing::check_symlinked_etc_files_are_refused(STEP, &[]);
+    testing::check_symlinked_etc_files_are_refused(STEP, &["--userns=host"]);
+});
+
+// /sys/fs/cgroup: the container's own cgroup, read-only (issue 10).
+as_root!(sys_fs_cgroup_shows_the_limit_and_cannot_be_written, {
+    testing::check_cgroupfs_is_read_only(STEP, &[]);
+    testing::check_cgroupfs_is_read_only(STEP, &["--userns=host"]);
+});
+
+// --user NAME[:GROUP], looked up in the image (issue 10), in both modes.
+as_root!(user_names_groups_and_home_are_dockers, {
+    testing::check_user_names(STEP, &[]);
+    testing::check_user_names(STEP, &["--userns=host"]);
+});
+as_root!(an_unknown_user_or_group_exits_125, {
+    testing::check_unknown_user_is_refused(STEP, &[]);
+    testing::check_unknown_user_is_refused(STEP, &["--userns=host"]);
+});
+as_root!(the_images_passwd_is_read_inside_the_container, {
+    testing::check_passwd_is_read_inside(STEP, &[]);
+    testing::check_passwd_is_read_inside(STEP, &["--userns=host"]);
+});
