@@ -585,15 +585,16 @@ fn copies(unpacked: &Path, prefix: &str) -> Vec<PathBuf> {
 
 /// Removes a layer's (or a copy's, or an image's) directory when no run
 /// holds it: LOCK_EX without waiting succeeds only when no run has a shared
-/// lock on it, nor on a uid-shifted copy inside it. Called with the store
-/// locked.
+/// lock on it, nor on the `rootfs` or a uid-shifted copy inside it (the
+/// layout of an older store). Called with the store locked.
 fn remove_if_unused(dir: &Path) -> Result<bool> {
     if !fs::symlink_metadata(dir).is_ok_and(|meta| meta.is_dir()) {
         fs::remove_file(dir).ok();
         return Ok(true);
     }
     let mut held = Vec::new();
-    for path in std::iter::once(dir.to_path_buf()).chain(copies(dir, "rootfs-")) {
+    let legacy = Some(dir.join("rootfs")).filter(|rootfs| fs::symlink_metadata(rootfs).is_ok_and(|meta| meta.is_dir()));
+    for path in std::iter::once(dir.to_path_buf()).chain(legacy).chain(copies(dir, "rootfs-")) {
         match Flock::lock(open_dir(&path)?, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => held.push(lock),
             Err((_, Errno::EAGAIN)) => return Ok(false),
@@ -607,8 +608,8 @@ fn remove_if_unused(dir: &Path) -> Result<bool> {
 /// Every layer unpacked since the tests started, by image directory: the
 /// proof that ten runs at once unpack once, and that a shared layer is
 /// unpacked once.
-#[cfg(any(test, feature = "testing"))]
-pub static EXTRACTIONS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+#[cfg(test)]
+static EXTRACTIONS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 /// Reads the image at `source`, unpacks the layers the store does not have
 /// yet, and puts its record in place as `<image-dir>/<key>`. Nothing is left
@@ -656,8 +657,10 @@ fn import(source: &Path, image_dir: &Path, key: &str, name: &str) -> Result<()> 
         .and_then(|()| replace(&staging, &unpacked));
     match made {
         Ok(old) => {
+            // The old record goes now, unless a run of an older store holds
+            // it (its rootfs inside): then `cleanup` or the next run does.
             if let Some(old) = old {
-                remove_tree(&old)?;
+                remove_if_unused(&old)?;
             }
             // The replaced image's layers that no image has now.
             for removed in unused_layers(image_dir)?.removed {
@@ -669,6 +672,11 @@ fn import(source: &Path, image_dir: &Path, key: &str, name: &str) -> Result<()> 
             remove_tree(&staging)?;
             for layer in created {
                 remove_tree(&layer)?;
+            }
+            // The layer store itself, when this was its first image.
+            let layers = layer_dir(image_dir);
+            if fs::remove_dir(&layers).is_ok() {
+                let _ = fs::remove_dir(layers.parent().unwrap_or(&layers));
             }
             Err(err)
         }
@@ -735,7 +743,7 @@ fn ensure_layer(
         crate::layer::unpack(reader, &staging, &what)?;
         fs::rename(&staging, layers.join(&hex)).with_context(|| format!("rename({staging:?}, {hex}) failed"))
     });
-    #[cfg(any(test, feature = "testing"))]
+    #[cfg(test)]
     EXTRACTIONS.lock().unwrap().push(layers.parent().and_then(Path::parent).unwrap_or(layers).to_path_buf());
     if let Err(err) = unpacked {
         remove_tree(&staging)?;
@@ -761,7 +769,7 @@ impl Progress {
         }
         let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "unpacking the image {wide_bar} {decimal_bytes}/{decimal_total_bytes} {eta}",
+            "checking and unpacking the image {wide_bar} {decimal_bytes}/{decimal_total_bytes} {eta}",
         ) {
             bar.set_style(style);
         }
@@ -867,8 +875,9 @@ pub fn remove(image_dir: &Path, image: &str) -> Result<Vec<String>> {
     }
     let mine: Vec<String> = read_image(image_dir, &key).map(|(record, _)| record.layers).unwrap_or_default();
     let mut lines = Vec::new();
-    if dir.is_dir() {
-        remove_tree(&dir)?;
+    // Only an image of an older store (a `rootfs` directory) can be held.
+    if dir.is_dir() && !remove_if_unused(&dir)? {
+        bail!("image {image} is in use by a running container: stop it, then run rmi again");
     }
     if let Some(tarball) = tarball {
         fs::remove_file(&tarball).with_context(|| format!("cannot remove {}", tarball.display()))?;
@@ -1150,8 +1159,7 @@ mod tests {
             assert!(err.contains("leads outside the layer") && err.contains(&archive.display().to_string()), "{err}");
             assert_eq!(err.lines().count(), 1, "{err}");
             assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "an entry escaped the layer");
-            assert_eq!(names(dir.path()), ["layers", "outside", "test.tar"], "a refused image left files");
-            assert_eq!(names(&dir.path().join("layers/sha256")), Vec::<String>::new(), "a refused image left layers");
+            assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
         }
     }
 
@@ -1490,8 +1498,7 @@ mod tests {
             "{err}"
         );
         assert!(err.contains(&layout.display().to_string()) && err.lines().count() == 1, "{err}");
-        assert_eq!(names(&store), ["layers"], "a refused image left files");
-        assert_eq!(names(&store.join("layers/sha256")), Vec::<String>::new(), "the good base layer was left");
+        assert_eq!(names(&store), Vec::<String>::new(), "a refused image left files or its good base layer");
 
         // docker save: a layer tar that is not its diff_id.
         let mut wrong = two_layers();
@@ -1521,8 +1528,7 @@ mod tests {
         let bad = scratch.path().join("bad.tar");
         let err = format!("{:#}", open(&store, bad.to_str().unwrap()).unwrap_err());
         assert!(err.contains("does not match its digest"), "{err}");
-        assert_eq!(names(&store), ["layers"]);
-        assert_eq!(names(&store.join("layers/sha256")), Vec::<String>::new());
+        assert_eq!(names(&store), Vec::<String>::new());
     }
 
     #[test]
@@ -1560,8 +1566,7 @@ mod tests {
             image.write_oci_layout(&layout);
             let err = format!("{:#}", open(&store, layout.to_str().unwrap()).unwrap_err());
             assert!(err.contains("leads outside the layer") && err.contains("escaped"), "{err}");
-            assert_eq!(names(&store), ["layers"]);
-            assert_eq!(names(&store.join("layers/sha256")), Vec::<String>::new());
+            assert_eq!(names(&store), Vec::<String>::new());
             assert!(!Path::new("/etc/escaped").exists() && !scratch.path().join("escaped").exists());
         }
     }
