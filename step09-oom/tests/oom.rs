@@ -552,3 +552,11 @@ as_root!(
 );
 as_root!(a_host_device_made_inside_cannot_be_opened, testing::check_device_allowlist(STEP, &["--userns=host"]));
 as_root!(a_host_device_cannot_be_made_in_a_user_namespace, testing::check_device_allowlist(STEP, &[]));
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 1000));
+
+as_root!(the_overlay_has_one_lower_dir_per_layer, testing::check_one_lower_dir_per_layer(STEP, &[]));
+
+as_root!(a_layer_that_is_not_its_digest_is_refused, testing::check_bad_image_is_refused(STEP));
+
+as_root!(images_lists_and_rmi_removes, testing::check_images_and_rmi(STEP));
