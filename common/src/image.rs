@@ -740,7 +740,7 @@ fn ensure_layer(
     let unpacked = archive::decompressed(progress.wrap(parsed.open(layer)?), source).and_then(|reader| {
         fs::create_dir(&staging).with_context(|| format!("mkdir({staging:?}) failed"))?;
         fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))?;
-        crate::layer::unpack(reader, &staging, &what)?;
+        crate::layer::unpack(reader, &staging, &what, expected.is_some())?;
         fs::rename(&staging, layers.join(&hex)).with_context(|| format!("rename({staging:?}, {hex}) failed"))
     });
     #[cfg(test)]
@@ -1569,6 +1569,21 @@ mod tests {
             assert_eq!(names(&store), Vec::<String>::new());
             assert!(!Path::new("/etc/escaped").exists() && !scratch.path().join("escaped").exists());
         }
+    }
+
+    #[test]
+    fn an_empty_layer_is_a_layer() {
+        let scratch = tempfile::tempdir().unwrap();
+        let store = scratch.path().join("images");
+        let mut image = two_layers();
+        // As Docker's classic builder writes for a step that changed no file.
+        image.layers.insert(1, layer_tar(&[]));
+        image.gzip.insert(1, false);
+        let layout = scratch.path().join("layout");
+        image.write_oci_layout(&layout);
+        let opened = open(&store, layout.to_str().unwrap()).unwrap();
+        assert_eq!(opened.layers().len(), 3);
+        assert_eq!(names(&opened.layers()[1]), Vec::<String>::new());
     }
 
     #[test]

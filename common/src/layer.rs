@@ -52,9 +52,11 @@ pub fn sha256(mut reader: impl Read) -> Result<String> {
 ///
 /// An entry that names a place outside the layer (a `..` part, an absolute
 /// path, a hard link to either, or a path through a symlink that leads out)
-/// stops the unpacking with an error, as does a tar that is empty or cut
-/// short; the caller removes the partial directory.
-pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path, what: &str) -> Result<()> {
+/// stops the unpacking with an error, as does a tar that is cut short, or
+/// empty unless `may_be_empty` (Docker's builder writes empty layers, and
+/// their digest proves them whole; an empty rootfs tarball is a mistake);
+/// the caller removes the partial directory.
+pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path, what: &str, may_be_empty: bool) -> Result<()> {
     fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let ended = Rc::new(Cell::new(false));
     let mut archive = Archive::new(Watched { inner: reader, ended: Rc::clone(&ended) });
@@ -112,7 +114,7 @@ pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path, what: &str) -> Result<()>
             }
         }
     }
-    if entries == 0 {
+    if entries == 0 && !may_be_empty {
         bail!("{what} is empty (no files): export or save the image again");
     }
     if ended.get() {
