@@ -1454,6 +1454,10 @@ mod tests {
 
     #[test]
     fn rmi_removes_the_layers_no_other_image_has_and_keeps_held_ones() {
+        // The opaque directory's trusted.* xattr needs root (CAP_SYS_ADMIN).
+        if !crate::testing::require_root("rmi_removes_the_layers_no_other_image_has_and_keeps_held_ones") {
+            return;
+        }
         let scratch = tempfile::tempdir().unwrap();
         let store = scratch.path().join("images");
         let image = two_layers();
@@ -1481,6 +1485,10 @@ mod tests {
 
     #[test]
     fn a_layer_that_does_not_match_its_digest_leaves_nothing() {
+        // The opaque directory's trusted.* xattr needs root (CAP_SYS_ADMIN).
+        if !crate::testing::require_root("a_layer_that_does_not_match_its_digest_leaves_nothing") {
+            return;
+        }
         let scratch = tempfile::tempdir().unwrap();
         let store = scratch.path().join("images");
         let image = two_layers();
@@ -1533,6 +1541,10 @@ mod tests {
 
     #[test]
     fn a_truncated_archive_leaves_nothing() {
+        // The opaque directory's trusted.* xattr needs root (CAP_SYS_ADMIN).
+        if !crate::testing::require_root("a_truncated_archive_leaves_nothing") {
+            return;
+        }
         let scratch = tempfile::tempdir().unwrap();
         let store = scratch.path().join("images");
         let saved = scratch.path().join("saved.tar");
@@ -1572,7 +1584,36 @@ mod tests {
     }
 
     #[test]
+    fn a_buildx_index_and_a_docker_25_save_are_read() {
+        // The opaque directory's trusted.* xattr needs root (CAP_SYS_ADMIN).
+        if !crate::testing::require_root("a_buildx_index_and_a_docker_25_save_are_read") {
+            return;
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let store = scratch.path().join("images");
+        let mut image = two_layers();
+        image.nested_index = true;
+        let layout = scratch.path().join("buildx");
+        image.write_oci_archive(&layout);
+        let opened = open(&store, layout.to_str().unwrap()).unwrap();
+        assert_eq!(opened.format, "oci");
+        assert_two_layers(&opened);
+        let mut image = two_layers();
+        image.gzip = vec![false, false];
+        image.with_docker_manifest = true;
+        let saved = scratch.path().join("docker25.tar");
+        image.write_oci_archive(&saved);
+        let opened = open(&store, saved.to_str().unwrap()).unwrap();
+        assert_eq!(opened.format, "docker-save");
+        assert_two_layers(&opened);
+    }
+
+    #[test]
     fn an_empty_layer_is_a_layer() {
+        // The opaque directory's trusted.* xattr needs root (CAP_SYS_ADMIN).
+        if !crate::testing::require_root("an_empty_layer_is_a_layer") {
+            return;
+        }
         let scratch = tempfile::tempdir().unwrap();
         let store = scratch.path().join("images");
         let mut image = two_layers();

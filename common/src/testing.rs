@@ -2016,6 +2016,11 @@ pub struct TestImage {
     pub entrypoint: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    /// index.json names an image index (as buildx writes), not the manifest.
+    pub nested_index: bool,
+    /// Also docker's manifest.json, as `docker save` has written since
+    /// Docker 25 (the layers then stay uncompressed).
+    pub with_docker_manifest: bool,
 }
 
 impl TestImage {
@@ -2029,6 +2034,8 @@ impl TestImage {
             entrypoint: Vec::new(),
             working_dir: String::new(),
             user: String::new(),
+            nested_index: false,
+            with_docker_manifest: false,
         }
     }
 
@@ -2076,16 +2083,54 @@ impl TestImage {
         }))
         .unwrap();
         let manifest_digest = sha256(&manifest);
-        let index = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
+        let mut descriptor = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest_digest}"),
+            "size": manifest.len(),
+        });
+        if self.nested_index {
+            // As buildx writes it: index.json names an image index, which
+            // lists one manifest per platform and an attestation manifest
+            // (platform unknown/unknown) first.
+            let platform = match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                _ => "amd64",
+            };
+            descriptor["platform"] = serde_json::json!({"os": "linux", "architecture": platform});
+            let attestation = serde_json::json!({
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{manifest_digest}"),
-                "size": manifest.len(),
-                "annotations": {"org.opencontainers.image.ref.name": "test"},
-            }],
-        }))
-        .unwrap();
+                "digest": format!("sha256:{config_digest}"),
+                "size": config.len(),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+            });
+            let nested = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [attestation, descriptor],
+            }))
+            .unwrap();
+            let nested_digest = sha256(&nested);
+            files.push((format!("blobs/sha256/{nested_digest}"), nested.clone()));
+            descriptor = serde_json::json!({
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": format!("sha256:{nested_digest}"),
+                "size": nested.len(),
+            });
+        }
+        descriptor["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "test"});
+        let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]})).unwrap();
+        if self.with_docker_manifest {
+            // Docker 25 and later: an OCI layout plus docker's manifest.json,
+            // which names the same blobs.
+            let layers: Vec<String> =
+                self.layers.iter().map(|layer| format!("blobs/sha256/{}", sha256(layer))).collect();
+            let manifest = serde_json::json!([{
+                "Config": format!("blobs/sha256/{config_digest}"),
+                "RepoTags": ["test:latest"],
+                "Layers": layers,
+            }]);
+            files.push(("manifest.json".into(), serde_json::to_vec(&manifest).unwrap()));
+        }
         files.push((format!("blobs/sha256/{config_digest}"), config));
         files.push((format!("blobs/sha256/{manifest_digest}"), manifest));
         files.push(("index.json".into(), index));

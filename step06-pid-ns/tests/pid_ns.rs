@@ -81,3 +81,5 @@ as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the
 // namespace, not the host's.
 as_root!(dev_shm_and_dev_mqueue_are_its_own, testing::check_shm_and_mqueue(STEP, &[]));
 as_root!(dockers_network_sysctls_are_set_inside_only, testing::check_network_sysctls(STEP, &[], true));
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 0));

@@ -464,3 +464,5 @@ as_root!(
 );
 as_root!(a_host_device_made_inside_cannot_be_opened, testing::check_device_allowlist(STEP, &["--userns=host"]));
 as_root!(a_host_device_cannot_be_made_in_a_user_namespace, testing::check_device_allowlist(STEP, &[]));
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 1000));
