@@ -98,13 +98,14 @@ impl Config {
         if self.working_dir.is_empty() { "/" } else { &self.working_dir }
     }
 
-    /// The image's User, the default for `--user`: `UID` or `UID:GID`.
+    /// The user to run as: `--user` when given, else the image's User
+    /// (`UID` or `UID:GID`), as in Docker.
     // TODO(issue 10): a name (`nobody`, `app:staff`) needs the lookup in
     // the image's /etc/passwd that `--user NAME` gets; until then a named
-    // User is refused with one line.
-    pub fn user(&self) -> Result<Option<User>> {
-        if self.user.is_empty() {
-            return Ok(None);
+    // User is refused with one line (unless --user is given).
+    pub fn user(&self, given: Option<User>) -> Result<Option<User>> {
+        if given.is_some() || self.user.is_empty() {
+            return Ok(given);
         }
         crate::ids::parse_user(&self.user).map(Some).map_err(|_| {
             anyhow!(
@@ -1405,7 +1406,7 @@ mod tests {
         assert_eq!(crate::layer::get_xattr(&base.join("data"), "trusted.overlay.opaque"), None);
         let config = &image.config;
         assert_eq!((config.env.clone(), config.cmd.clone()), (vec!["A=1".to_string()], vec!["sh".to_string()]));
-        assert_eq!((config.working_dir(), config.user().unwrap()), ("/work", Some(User { uid: 1000, gid: 1000 })));
+        assert_eq!((config.working_dir(), config.user(None).unwrap()), ("/work", Some(User { uid: 1000, gid: 1000 })));
         assert_eq!(config.command(None, &[]).unwrap(), ["/bin/entry", "sh"]);
     }
 
@@ -1646,8 +1647,10 @@ mod tests {
         assert!(err.contains("COMMAND"), "{err}");
         assert_eq!(config.env(&given(&["A=2"])), ["A=1", "A=2"]);
         assert_eq!(config.working_dir(), "/");
-        assert_eq!(config.user().unwrap(), None);
+        assert_eq!(config.user(None).unwrap(), None);
         let named = Config { user: "nobody".into(), ..Config::default() };
-        assert!(named.user().unwrap_err().to_string().contains("--user"));
+        assert!(named.user(None).unwrap_err().to_string().contains("--user"));
+        let given = Some(User { uid: 7, gid: 8 });
+        assert_eq!(named.user(given).unwrap(), given, "--user replaces the image's User");
     }
 }

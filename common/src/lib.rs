@@ -1,10 +1,8 @@
 //! What every step of the workshop shares but does not teach: the image
-//! store, container ids and directories, the device table, exit-status
-//! reporting, error hints, the `--trace` facility, the relay of a container's
-//! terminal and test helpers.
-//! store, container ids and directories, the device table and allowlist,
-//! Docker's masked paths, exit-status reporting, error hints, the `--trace`
-//! facility and test helpers.
+//! store (image formats, layers and their digests, the image's config),
+//! container ids and directories, the device table and allowlist, Docker's
+//! masked paths, exit-status reporting, error hints, the `--trace` facility,
+//! the relay of a container's terminal and test helpers.
 //!
 //! The system calls a step teaches are *not* here: they are called in that
 //! step's `src/main.rs`, where the diff against the previous step shows them.

@@ -2399,3 +2399,18 @@ pub fn check_images_and_rmi(step: Step) {
     assert!(sandbox.image_rootfs().join("bin/busybox").is_file(), "rmi removed the layer busybox shares");
     assert_eq!(subcommand(&["images", "-q"]), "busybox\n");
 }
+
+/// From step07: `--user` replaces the image's User, as in Docker.
+pub fn check_user_replaces_the_images(step: Step) {
+    let sandbox = Sandbox::new();
+    let layout = sandbox.dir.path().join("layered-oci");
+    layered_image().write_oci_layout(&layout);
+    let image = layout.to_str().unwrap();
+    for (args, uid) in
+        [(vec!["--image", image, "id", "-u"], "1000\n"), (vec!["--image", image, "--user", "0", "id", "-u"], "0\n")]
+    {
+        let output = step.run(&sandbox, &args);
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        assert_eq!(stdout(&output), uid, "{args:?}");
+    }
+}

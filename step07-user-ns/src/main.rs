@@ -198,7 +198,7 @@ fn run(args: &Args) -> Result<i32> {
     common::ids::check_user(args.user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let image = common::image::open(&args.image_dir, &args.image)?;
     // The image's User is the default for --user, as in Docker.
-    common::ids::check_user(args.user.or(image.config.user()?), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    common::ids::check_user(image.config.user(args.user)?, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|(pid, console)| wait(pid, &container, console));
     // The child's mounts died with its mount namespace; the parent still
@@ -506,7 +506,7 @@ fn child(args: &Args, container: &Container, image: &Image, ready: &(OwnedFd, Ow
     for cap in caps::runtime::thread_all_supported().difference(&keep) {
         sys!(caps::drop(None::<i32>, CapSet::Bounding, *cap))?;
     }
-    if let Some(user) = args.user.or(image.config.user()?) {
+    if let Some(user) = image.config.user(args.user)? {
         sys!(set_keepcaps(true))?;
         sys!(setgroups(&[Gid::from_raw(user.gid)]))?;
         sys!(setgid(Gid::from_raw(user.gid)))?;

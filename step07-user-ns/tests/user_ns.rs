@@ -267,3 +267,5 @@ as_root!(
     the_overlay_has_one_lower_dir_per_layer_without_a_user_namespace,
     testing::check_one_lower_dir_per_layer(STEP, &["--userns=host"])
 );
+
+as_root!(user_replaces_the_images_user, testing::check_user_replaces_the_images(STEP));

@@ -219,7 +219,7 @@ fn run(args: &Args) -> Result<i32> {
     common::cgroup::check_usable(args.cpus)?;
     let image = common::image::open(&args.image_dir, &args.image)?;
     // The image's User is the default for --user, as in Docker.
-    common::ids::check_user(args.user.or(image.config.user()?), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    common::ids::check_user(image.config.user(args.user)?, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let container = Container::create(&args.container_dir, &args.image)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
     // container ended, or as soon as its start failed.
@@ -628,7 +628,7 @@ fn child(args: &Args, container: &Container, image: &Image, ready: &(OwnedFd, Ow
     for cap in caps::runtime::thread_all_supported().difference(&keep) {
         sys!(caps::drop(None::<i32>, CapSet::Bounding, *cap))?;
     }
-    if let Some(user) = args.user.or(image.config.user()?) {
+    if let Some(user) = image.config.user(args.user)? {
         sys!(set_keepcaps(true))?;
         sys!(setgroups(&[Gid::from_raw(user.gid)]))?;
         sys!(setgid(Gid::from_raw(user.gid)))?;

@@ -560,3 +560,5 @@ as_root!(the_overlay_has_one_lower_dir_per_layer, testing::check_one_lower_dir_p
 as_root!(a_layer_that_is_not_its_digest_is_refused, testing::check_bad_image_is_refused(STEP));
 
 as_root!(images_lists_and_rmi_removes, testing::check_images_and_rmi(STEP));
+
+as_root!(user_replaces_the_images_user, testing::check_user_replaces_the_images(STEP));
