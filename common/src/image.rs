@@ -88,9 +88,12 @@ impl Config {
     }
 
     /// The image's Env, then the command line's `-e` values, which replace
-    /// the image's for the same key (as in Docker).
+    /// the image's for the same key (as in Docker). An image's entry with no
+    /// `=` is dropped: `-e KEY` alone passes the host's KEY, and an image
+    /// must not reach into the host's environment that way.
     pub fn env(&self, vars: &[String]) -> Vec<String> {
-        [self.env.clone(), vars.to_vec()].concat()
+        let image = self.env.iter().filter(|var| var.contains('=')).cloned();
+        image.chain(vars.iter().cloned()).collect()
     }
 
     /// The image's WorkingDir, or `/`.
@@ -1646,6 +1649,8 @@ mod tests {
         let err = config.command(Some(""), &[]).unwrap_err().to_string();
         assert!(err.contains("COMMAND"), "{err}");
         assert_eq!(config.env(&given(&["A=2"])), ["A=1", "A=2"]);
+        let leaky = Config { env: given(&["HOME", "B=2"]), ..Config::default() };
+        assert_eq!(leaky.env(&given(&["PATH"])), ["B=2", "PATH"], "the image named a host variable");
         assert_eq!(config.working_dir(), "/");
         assert_eq!(config.user(None).unwrap(), None);
         let named = Config { user: "nobody".into(), ..Config::default() };
