@@ -130,9 +130,7 @@ fn copy_entry(
             copy_entry(&src.join(&name), &dst.join(&name), owner, layer, linked)?;
         }
         if layer && is_opaque(src) {
-            for name in crate::layer::OPAQUE_XATTRS {
-                crate::layer::set_xattr(dst, name, b"y")?;
-            }
+            crate::layer::mark_opaque(dst)?;
         }
     } else if kind.is_symlink() {
         let target = fs::read_link(src).with_context(|| format!("cannot read the link {}", shown(src)))?;

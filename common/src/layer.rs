@@ -162,10 +162,7 @@ fn check_no_symlink_on_the_way(dest: &Path, path: &Path, what: &str) -> Result<(
 /// own bookkeeping) mean nothing to overlayfs and are dropped.
 fn whiteout(dir: &Path, hidden: &[u8]) -> Result<()> {
     if hidden == b".wh..opq" {
-        for name in OPAQUE_XATTRS {
-            set_xattr(dir, name, b"y")?;
-        }
-        return Ok(());
+        return mark_opaque(dir);
     }
     if hidden.starts_with(b".wh.") || hidden.is_empty() {
         return Ok(());
@@ -176,6 +173,22 @@ fn whiteout(dir: &Path, hidden: &[u8]) -> Result<()> {
     }
     mknod(&target, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
         .with_context(|| format!("mknod({target:?}, S_IFCHR, 0, makedev(0, 0)) failed"))
+}
+
+/// Marks `dir` opaque with both xattrs. A filesystem that keeps no user.*
+/// xattrs (tmpfs before Linux 6.6) gets the trusted.* one only, and a note
+/// in the trace: there only the overlays without `userxattr` (steps 05 and
+/// 06, and `--userns=host`) see the directory as opaque.
+pub fn mark_opaque(dir: &Path) -> Result<()> {
+    let [trusted, user] = OPAQUE_XATTRS;
+    set_xattr(dir, trusted, b"y")?;
+    if let Err(err) = set_xattr(dir, user, b"y") {
+        if !err.downcast_ref::<nix::errno::Errno>().is_some_and(|errno| *errno == nix::errno::Errno::EOPNOTSUPP) {
+            return Err(err);
+        }
+        crate::trace::note(&format!("image: {} keeps no user.* xattrs: {user} not set", dir.display()));
+    }
+    Ok(())
 }
 
 /// lsetxattr(2): sets `name` on `path` itself (never through a symlink).
