@@ -475,23 +475,35 @@ fn find_tarball(image_dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// What `<name>/source` records about the file an image came from (for an
-/// OCI layout directory, its index.json). A new file, a rewrite or a
-/// `touch` all change it; so does a chmod, which costs one needless read
-/// and nothing else.
+/// image layout directory, about each of its files: index.json,
+/// manifest.json, every blob). A new file, a rewrite or a `touch` all change
+/// it; so does a chmod, which costs one needless read and nothing else.
 fn identity(source: &Path) -> Result<String> {
-    let file = if source.is_dir() { source.join("index.json") } else { source.to_path_buf() };
-    let meta = fs::metadata(&file).with_context(|| format!("cannot stat {}", file.display()))?;
-    Ok(format!(
-        "source {}\nsize {}\nmtime {}.{:09}\nctime {}.{:09}\ninode {}:{}\n",
-        source.display(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-        meta.dev(),
-        meta.ino()
-    ))
+    let mut files = vec![source.to_path_buf()];
+    if source.is_dir() {
+        files = ["index.json", "manifest.json", "oci-layout"].iter().map(|name| source.join(name)).collect();
+        if let Ok(blobs) = fs::read_dir(source.join("blobs/sha256")) {
+            let mut blobs: Vec<PathBuf> = blobs.filter_map(Result::ok).map(|entry| entry.path()).collect();
+            blobs.sort();
+            files.extend(blobs);
+        }
+    }
+    let mut text = format!("source {}\n", source.display());
+    for file in files {
+        let Ok(meta) = fs::metadata(&file) else { continue };
+        text += &format!(
+            "{} size {} mtime {}.{:09} ctime {}.{:09} inode {}:{}\n",
+            file.strip_prefix(source).unwrap_or(&file).display(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.dev(),
+            meta.ino()
+        );
+    }
+    Ok(text)
 }
 
 /// A directory opened to be locked: read-only, which is all flock(2) needs,
@@ -1610,6 +1622,26 @@ mod tests {
         let opened = open(&store, saved.to_str().unwrap()).unwrap();
         assert_eq!(opened.format, "docker-save");
         assert_two_layers(&opened);
+    }
+
+    #[test]
+    fn a_blob_changed_in_a_layout_directory_is_seen_and_refused() {
+        let scratch = tempfile::tempdir().unwrap();
+        let store = scratch.path().join("images");
+        let image = TestImage::new(vec![layer_tar(&[Entry::File("a", b"a\n")])]);
+        let layout = scratch.path().join("layout");
+        image.write_oci_layout(&layout);
+        drop(open(&store, layout.to_str().unwrap()).unwrap());
+        let blob = layout.join("blobs/sha256").join(crate::testing::sha256(&image.layers[0]));
+        fs::write(&blob, layer_tar(&[Entry::File("a", b"changed\n")])).unwrap();
+        // The store has that digest, checked when it was unpacked: as with
+        // `docker pull`, a layer the store has is not read again.
+        let again = open(&store, layout.to_str().unwrap()).unwrap();
+        assert_eq!(fs::read_to_string(again.layers()[0].join("a")).unwrap(), "a\n");
+        drop(again);
+        remove(&store, layout.to_str().unwrap()).unwrap();
+        let err = format!("{:#}", open(&store, layout.to_str().unwrap()).unwrap_err());
+        assert!(err.contains("does not match its digest"), "{err}");
     }
 
     #[test]
