@@ -142,7 +142,8 @@ say "building the busybox image in $S/images"
     "$BIN_DIR/step09-oom" run --image-dir "$S/images" --container-dir "$S/containers" -- true
     exit 1
 }
-rootfs=$S/images/busybox/rootfs
+# The busybox image's one layer (images/busybox/rootfs links to it).
+rootfs=$(readlink -f "$S/images/busybox/rootfs")
 
 # --- the OCI bundle for runc --------------------------------------------------
 

@@ -502,6 +502,7 @@ check_step05() {
     check "/ is an overlay mount (/proc/self/mountinfo)" root_is_overlay
     check "a second start does not extract the image again (rootfs inode unchanged)" image_extracted_once
     check "--keep leaves upper/ with the file written inside, and no mounts" keep_leaves_upper
+    check_layers 0
     check_nothing_left
 }
 root_is_overlay() {
@@ -511,14 +512,49 @@ root_is_overlay() {
 }
 image_extracted_once() {
     rootfs=$images/busybox/rootfs
-    first=$(stat -c %i "$rootfs")
+    first=$(stat -L -c %i "$rootfs")
     expect_status 0 -- true || return 1
-    second=$(stat -c %i "$rootfs")
+    second=$(stat -L -c %i "$rootfs")
     expect_status 0 -- true || return 1
-    third=$(stat -c %i "$rootfs")
+    third=$(stat -L -c %i "$rootfs")
     if [ "$first" != "$second" ] || [ "$second" != "$third" ]; then
         fail_with_run "the inode of $rootfs changed: $first, $second, $third"
     fi
+}
+# From step05: an image of two layers (the OCI layout that
+# scripts/build-layered-image.sh writes: busybox, then a layer with a
+# whiteout and an opaque directory) runs with its config's defaults, as
+# `docker run` runs it, on an overlay with one lower dir per layer. $1 is
+# the uid its User (1000) runs as: 0 before the step has --user.
+check_layers() {
+    check "a layered OCI image runs its Cmd with its Env, WorkingDir and User (uid $1)" layered_image_runs "$1"
+    check "the top layer's whiteout and opaque directory hide the base layer's files" layered_image_hides
+    check "the overlay has one lower dir per layer (mountinfo)" one_lower_dir_per_layer
+}
+layered=
+need_layered() {
+    [ -n "$layered" ] && return 0
+    sh "$repo/scripts/build-layered-image.sh" "$work/layered" "$images/busybox.tar" >"$log/layered" 2>&1 ||
+        { echo "scripts/build-layered-image.sh failed:"; cat "$log/layered"; return 1; }
+    layered=$work/layered
+}
+layered_image_runs() {
+    need_layered || return 1
+    expect_line "default: hello from the image, uid $1, in /app/work" --image "$layered"
+}
+layered_image_hides() {
+    need_layered || return 1
+    expect_line "only-in-top" --image "$layered" -- ls /usr/sbin || return 1
+    run --image "$layered" -- test -e /etc/os-release
+    [ "$rc" = 1 ] || fail_with_run "/etc/os-release, deleted by the top layer, is there"
+}
+one_lower_dir_per_layer() {
+    need_layered || return 1
+    run --image "$layered" -- cat /proc/self/mountinfo
+    [ "$rc" = 0 ] || { fail_with_run "cat /proc/self/mountinfo failed"; return 1; }
+    lower=$(awk '$5 == "/"' "$out" | grep -o 'lowerdir=[^,]*')
+    count=$(echo "${lower#lowerdir=}" | tr ':' '\n' | grep -c .)
+    [ "$count" = 2 ] || fail_with_run "expected 2 lower dirs, found $count: $lower"
 }
 keep_leaves_upper() {
     expect_status 0 --keep -- sh -c 'echo kept > /dfs-kept' || return 1
@@ -846,6 +882,7 @@ checks_from_step07() {
 check_step07() {
     need_image
     checks_from_step07
+    check_layers 1000
     check_nothing_left
 }
 
@@ -996,6 +1033,7 @@ check_step09() {
     checks_from_step07
     check_cgroups
     check_oom
+    check_layers 1000
     check_nothing_left
 }
 

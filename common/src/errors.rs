@@ -93,6 +93,11 @@ pub fn require_root() -> Result<()> {
 const HINTS: &[(&str, Option<Errno>, &str)] = &[
     ("overlay", Some(Errno::ENODEV), "this kernel has no overlay filesystem: load it with `modprobe overlay`"),
     (
+        "mount(\"overlay\"",
+        Some(Errno::ENOENT),
+        "a lower dir is missing, or the options are over one page (4096 bytes, about 35 layers at the image store's paths), which mount(2) cuts short: use an image with fewer layers or a shorter --image-dir",
+    ),
+    (
         "memory.memsw",
         None,
         "cgroup v1 without swap accounting has no memory.memsw files: boot with swapaccount=1, or leave out --memory-swap",
@@ -141,6 +146,13 @@ mod tests {
     fn overlay_enodev_gets_the_modprobe_hint() {
         let err = anyhow::Error::new(Errno::ENODEV).context("mount(Some(\"overlay\"), …) failed");
         assert!(hint_for(&err).unwrap().contains("modprobe overlay"));
+    }
+
+    #[test]
+    fn overlay_enoent_names_the_one_page_limit() {
+        let err = anyhow::Error::new(Errno::ENOENT)
+            .context("mount(\"overlay\", \"/m\", \"overlay\", MS_NODEV, \"lowerdir=…\") failed");
+        assert!(hint_for(&err).unwrap().contains("4096 bytes"));
     }
 
     #[test]

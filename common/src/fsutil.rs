@@ -23,7 +23,73 @@ use nix::unistd::{UnlinkatFlags, Whence, lseek, unlinkat};
 /// Device nodes, fifos and sockets are skipped: a container gets its devices
 /// from the runtime, never from an image.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    copy_tree_owned(src, dst, &|uid, gid| (uid, gid))
+    copy_entry(src, dst, &|uid, gid| (uid, gid), false, &mut HashMap::new())
+}
+
+/// Copies an image's layers (bottom first) into `dst` as one tree, the way
+/// overlayfs would show them stacked: each layer over the ones below, its
+/// whiteouts (character devices 0/0) deleting what they name, its opaque
+/// directories hiding everything below them. For the steps that copy the
+/// image (02 to 04) before they have overlayfs.
+pub fn copy_layers(layers: &[PathBuf], dst: &Path) -> Result<()> {
+    let Some((bottom, above)) = layers.split_first() else {
+        bail!("cannot copy an image with no layers to {}", shown(dst));
+    };
+    copy_tree(bottom, dst)?;
+    for layer in above {
+        merge_layer(layer, dst, &mut HashMap::new())?;
+    }
+    Ok(())
+}
+
+/// Puts the layer directory `src` over the tree `dst` (see [`copy_layers`]).
+fn merge_layer(src: &Path, dst: &Path, linked: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+    let same = |uid, gid| (uid, gid);
+    if is_opaque(src) {
+        for name in names(dst)? {
+            remove_tree(&dst.join(name))?;
+        }
+    }
+    for name in names(src)? {
+        crate::signals::check()?;
+        let (from, to) = (src.join(&name), dst.join(&name));
+        let meta = fs::symlink_metadata(&from).with_context(|| format!("cannot read {}", shown(&from)))?;
+        let below = fs::symlink_metadata(&to).ok();
+        if is_whiteout(&meta) {
+            remove_tree(&to)?;
+        } else if meta.is_dir() && below.as_ref().is_some_and(fs::Metadata::is_dir) {
+            merge_layer(&from, &to, linked)?;
+            // The directory as the upper layer has it, as overlayfs shows it.
+            lchown(&to, Some(meta.uid()), Some(meta.gid()))
+                .with_context(|| format!("lchown({}, {}, {}) failed", shown(&to), meta.uid(), meta.gid()))?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .with_context(|| format!("chmod({}, {:04o}) failed", shown(&to), meta.mode() & 0o7777))?;
+        } else {
+            if below.is_some() {
+                remove_tree(&to)?;
+            }
+            copy_entry(&from, &to, &same, false, linked)?;
+        }
+    }
+    Ok(())
+}
+
+/// The names in a directory.
+fn names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+    fs::read_dir(dir)
+        .and_then(|dir| dir.map(|entry| entry.map(|entry| entry.file_name())).collect::<io::Result<Vec<_>>>())
+        .with_context(|| format!("cannot list {}", shown(dir)))
+}
+
+/// An overlayfs whiteout: a character device 0/0.
+fn is_whiteout(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// Whether a layer's directory is opaque (either xattr says so).
+fn is_opaque(dir: &Path) -> bool {
+    crate::layer::OPAQUE_XATTRS.iter().any(|name| crate::layer::get_xattr(dir, name).is_some_and(|value| value == b"y"))
 }
 
 /// [`copy_tree`], with every owner passed through `owner(uid, gid)`: the
@@ -33,17 +99,21 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// Hard links stay linked (busybox is one binary under 400 names: copied
 /// unlinked, it would be 400 binaries) and sparse files stay sparse. A
 /// termination signal stops the copy between two entries
-/// ([`crate::signals::check`]); the caller removes the partial copy.
+/// ([`crate::signals::check`]); the caller removes the partial copy. It
+/// copies layers: whiteouts (character devices 0/0) and the opaque xattrs
+/// of directories are kept, overlayfs needs them.
 pub fn copy_tree_owned(src: &Path, dst: &Path, owner: &dyn Fn(u32, u32) -> (u32, u32)) -> Result<()> {
-    copy_entry(src, dst, owner, &mut HashMap::new())
+    copy_entry(src, dst, owner, true, &mut HashMap::new())
 }
 
-/// One entry of [`copy_tree_owned`]. `linked` maps the (st_dev, st_ino) of a
-/// source file with more than one link to its first copy.
+/// One entry of [`copy_tree_owned`]. `layer`: keep whiteouts and opaque
+/// xattrs. `linked` maps the (st_dev, st_ino) of a source file with more
+/// than one link to its first copy.
 fn copy_entry(
     src: &Path,
     dst: &Path,
     owner: &dyn Fn(u32, u32) -> (u32, u32),
+    layer: bool,
     linked: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
     crate::signals::check()?;
@@ -57,7 +127,10 @@ fn copy_entry(
             .and_then(|dir| dir.map(|entry| entry.map(|entry| entry.file_name())).collect::<io::Result<Vec<_>>>())
             .with_context(|| format!("cannot list {}", shown(src)))?;
         for name in entries {
-            copy_entry(&src.join(&name), &dst.join(&name), owner, linked)?;
+            copy_entry(&src.join(&name), &dst.join(&name), owner, layer, linked)?;
+        }
+        if layer && is_opaque(src) {
+            crate::layer::mark_opaque(dst)?;
         }
     } else if kind.is_symlink() {
         let target = fs::read_link(src).with_context(|| format!("cannot read the link {}", shown(src)))?;
@@ -72,6 +145,9 @@ fn copy_entry(
             linked.insert((meta.dev(), meta.ino()), dst.to_path_buf());
         }
         copy_data(src, dst, meta.len()).with_context(|| format!("cannot copy {} to {}", shown(src), shown(dst)))?;
+    } else if layer && is_whiteout(&meta) {
+        nix::sys::stat::mknod(dst, nix::sys::stat::SFlag::S_IFCHR, Mode::empty(), 0)
+            .with_context(|| format!("mknod({}, S_IFCHR, 0, makedev(0, 0)) failed", shown(dst)))?;
     } else {
         return Ok(());
     }

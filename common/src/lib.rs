@@ -1,14 +1,13 @@
 //! What every step of the workshop shares but does not teach: the image
-//! store, container ids and directories, the device table, exit-status
-//! reporting, error hints, the `--trace` facility, the relay of a container's
-//! terminal and test helpers.
-//! store, container ids and directories, the device table and allowlist,
-//! Docker's masked paths, exit-status reporting, error hints, the `--trace`
-//! facility and test helpers.
+//! store (image formats, layers and their digests, the image's config),
+//! container ids and directories, the device table and allowlist, Docker's
+//! masked paths, exit-status reporting, error hints, the `--trace` facility,
+//! the relay of a container's terminal and test helpers.
 //!
 //! The system calls a step teaches are *not* here: they are called in that
 //! step's `src/main.rs`, where the diff against the previous step shows them.
 
+pub mod archive;
 pub mod bpf;
 pub mod cgroup;
 pub mod cleanup;
@@ -21,6 +20,8 @@ pub mod etcfiles;
 pub mod fsutil;
 pub mod ids;
 pub mod image;
+pub mod images;
+pub mod layer;
 pub mod limits;
 pub mod masks;
 pub mod mountapi;
@@ -39,8 +40,9 @@ pub mod tty;
 /// Where images and containers live unless `--image-dir` / `--container-dir`
 /// say otherwise. Named once, here.
 pub const STATE_DIR: &str = "/var/lib/docker-from-scratch";
-/// `STATE_DIR/images`: `<name>.tar` or `<name>.tar.gz`, extracted once into
-/// `<name>/rootfs`.
+/// `STATE_DIR/images`: `<name>.tar` (or `.tar.gz`, `.tar.zst`), unpacked
+/// once into `layers/sha256/<digest>/`, with `<name>/image.json` listing its
+/// layers and config.
 pub const IMAGE_DIR: &str = "/var/lib/docker-from-scratch/images";
 /// `STATE_DIR/containers`: one directory per running container.
 pub const CONTAINER_DIR: &str = "/var/lib/docker-from-scratch/containers";

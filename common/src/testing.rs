@@ -104,9 +104,11 @@ impl Sandbox {
         assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
     }
 
-    /// The extracted root filesystem of the default image.
+    /// The extracted root filesystem of the default image: its one layer
+    /// in the store (`busybox/rootfs` links to it).
     pub fn image_rootfs(&self) -> PathBuf {
-        self.images.join(crate::DEFAULT_IMAGE).join("rootfs")
+        let link = self.images.join(crate::DEFAULT_IMAGE).join("rootfs");
+        std::fs::canonicalize(&link).unwrap_or(link)
     }
 }
 
@@ -2225,5 +2227,487 @@ pub fn check_passwd_is_read_inside(step: Step, extra: &[&str]) {
         let err = stderr(&output);
         assert_eq!(code(&output), 125, "{image} with {extra:?}: {err}");
         assert!(err.lines().next().unwrap_or_default().contains(message), "{image} with {extra:?}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Images made by the tests themselves (no network): layers as tars, and the
+// three ways Docker's tools hand them over (an OCI layout directory, an OCI
+// archive, a `docker save` archive).
+
+/// One entry of a layer tar.
+pub enum Entry<'a> {
+    Dir(&'a str),
+    File(&'a str, &'a [u8]),
+    Symlink(&'a str, &'a str),
+    /// `.wh.NAME` in the directory: NAME of the layers below is deleted.
+    Whiteout(&'a str),
+    /// `.wh..wh..opq` in the directory: nothing below shows through.
+    Opaque(&'a str),
+    /// A regular file whose name is written as is (`../x`, `/etc/x`), as a
+    /// hostile archive would; the tar crate's own checks would refuse it.
+    Raw(&'a str),
+}
+
+/// A layer tar (uncompressed) of `entries`, owned by root, mode 0755 for
+/// directories and 0644 for files.
+pub fn layer_tar(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        let (path, kind, data, link): (String, tar::EntryType, &[u8], Option<&str>) = match entry {
+            Entry::Dir(path) => (path.to_string(), tar::EntryType::Directory, b"", None),
+            Entry::File(path, data) => (path.to_string(), tar::EntryType::Regular, data, None),
+            Entry::Symlink(path, to) => (path.to_string(), tar::EntryType::Symlink, b"", Some(to)),
+            Entry::Whiteout(path) => {
+                let path = Path::new(path);
+                let dir = path.parent().map(|dir| dir.display().to_string()).unwrap_or_default();
+                let name = path.file_name().unwrap().to_string_lossy();
+                let joined = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
+                (joined, tar::EntryType::Regular, b"", None)
+            }
+            Entry::Opaque(dir) => (format!("{dir}/.wh..wh..opq"), tar::EntryType::Regular, b"", None),
+            Entry::Raw(path) => (path.to_string(), tar::EntryType::Regular, b"raw\n", None),
+        };
+        header.set_entry_type(kind);
+        header.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        header.set_size(data.len() as u64);
+        if let Some(to) = link {
+            header.set_link_name(to).unwrap();
+        }
+        // Written raw: append_data would refuse `..` and absolute names.
+        let name = path.as_bytes();
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// `bytes` gzip-compressed.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// sha256 of `bytes`, 64 hex digits.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// An image to write out: its layers (uncompressed tars, bottom first) and
+/// its config's run defaults.
+#[derive(Clone)]
+pub struct TestImage {
+    pub layers: Vec<Vec<u8>>,
+    /// Gzip layer N in OCI layouts (docker save keeps every layer plain).
+    pub gzip: Vec<bool>,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    /// index.json names an image index (as buildx writes), not the manifest.
+    pub nested_index: bool,
+    /// Also docker's manifest.json, as `docker save` has written since
+    /// Docker 25 (the layers then stay uncompressed).
+    pub with_docker_manifest: bool,
+}
+
+impl TestImage {
+    pub fn new(layers: Vec<Vec<u8>>) -> TestImage {
+        let gzip = vec![false; layers.len()];
+        TestImage {
+            layers,
+            gzip,
+            env: Vec::new(),
+            cmd: Vec::new(),
+            entrypoint: Vec::new(),
+            working_dir: String::new(),
+            user: String::new(),
+            nested_index: false,
+            with_docker_manifest: false,
+        }
+    }
+
+    /// The image config (the OCI image spec's config.md, which docker save
+    /// writes too).
+    pub fn config_json(&self) -> Vec<u8> {
+        let diff_ids: Vec<String> = self.layers.iter().map(|layer| format!("sha256:{}", sha256(layer))).collect();
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Env": self.env,
+                "Cmd": self.cmd,
+                "Entrypoint": if self.entrypoint.is_empty() { serde_json::Value::Null } else { serde_json::json!(self.entrypoint) },
+                "WorkingDir": self.working_dir,
+                "User": self.user,
+            },
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        }))
+        .unwrap()
+    }
+
+    /// The blobs of an OCI layout, by digest (hex), and index.json.
+    fn oci_files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut descriptors = Vec::new();
+        for (layer, gzipped) in self.layers.iter().zip(&self.gzip) {
+            let (blob, kind) = if *gzipped {
+                (gzip(layer), "application/vnd.oci.image.layer.v1.tar+gzip")
+            } else {
+                (layer.clone(), "application/vnd.oci.image.layer.v1.tar")
+            };
+            let digest = sha256(&blob);
+            descriptors
+                .push(serde_json::json!({"mediaType": kind, "digest": format!("sha256:{digest}"), "size": blob.len()}));
+            files.push((format!("blobs/sha256/{digest}"), blob));
+        }
+        let config = self.config_json();
+        let config_digest = sha256(&config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_digest}"), "size": config.len()},
+            "layers": descriptors,
+        }))
+        .unwrap();
+        let manifest_digest = sha256(&manifest);
+        let mut descriptor = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest_digest}"),
+            "size": manifest.len(),
+        });
+        if self.nested_index {
+            // As buildx writes it: index.json names an image index, which
+            // lists one manifest per platform and an attestation manifest
+            // (platform unknown/unknown) first.
+            let platform = match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                _ => "amd64",
+            };
+            descriptor["platform"] = serde_json::json!({"os": "linux", "architecture": platform});
+            let attestation = serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{config_digest}"),
+                "size": config.len(),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+            });
+            let nested = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [attestation, descriptor],
+            }))
+            .unwrap();
+            let nested_digest = sha256(&nested);
+            files.push((format!("blobs/sha256/{nested_digest}"), nested.clone()));
+            descriptor = serde_json::json!({
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": format!("sha256:{nested_digest}"),
+                "size": nested.len(),
+            });
+        }
+        descriptor["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "test"});
+        let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]})).unwrap();
+        if self.with_docker_manifest {
+            // Docker 25 and later: an OCI layout plus docker's manifest.json,
+            // which names the same blobs.
+            let layers: Vec<String> =
+                self.layers.iter().map(|layer| format!("blobs/sha256/{}", sha256(layer))).collect();
+            let manifest = serde_json::json!([{
+                "Config": format!("blobs/sha256/{config_digest}"),
+                "RepoTags": ["test:latest"],
+                "Layers": layers,
+            }]);
+            files.push(("manifest.json".into(), serde_json::to_vec(&manifest).unwrap()));
+        }
+        files.push((format!("blobs/sha256/{config_digest}"), config));
+        files.push((format!("blobs/sha256/{manifest_digest}"), manifest));
+        files.push(("index.json".into(), index));
+        files.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+        files
+    }
+
+    /// An OCI image layout directory at `dir`, as `skopeo copy … oci:DIR`
+    /// writes one.
+    pub fn write_oci_layout(&self, dir: &Path) {
+        for (name, bytes) in self.oci_files() {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+
+    /// The same layout as one tar, as `podman save --format oci-archive`
+    /// writes it.
+    pub fn write_oci_archive(&self, path: &Path) {
+        write_archive(path, &self.oci_files());
+    }
+
+    /// A `docker save` archive (the layout before Docker 25: `<id>/layer.tar`,
+    /// `<id>.json`, manifest.json).
+    pub fn write_docker_save(&self, path: &Path) {
+        let config = self.config_json();
+        let config_name = format!("{}.json", sha256(&config));
+        let mut files = Vec::new();
+        let mut layers = Vec::new();
+        for layer in &self.layers {
+            let name = format!("{}/layer.tar", sha256(layer));
+            layers.push(name.clone());
+            files.push((name, layer.clone()));
+        }
+        let manifest = serde_json::to_vec(&serde_json::json!([
+            {"Config": config_name, "RepoTags": ["test:latest"], "Layers": layers}
+        ]))
+        .unwrap();
+        files.push((config_name, config));
+        files.push(("manifest.json".into(), manifest));
+        write_archive(path, &files);
+    }
+}
+
+/// A tar of `files` (name, bytes), with their directories.
+fn write_archive(path: &Path, files: &[(String, Vec<u8>)]) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (name, bytes) in files {
+        let mut parent = Path::new(name).parent();
+        while let Some(dir) = parent.filter(|dir| !dir.as_os_str().is_empty()) {
+            if dirs.insert(dir.to_path_buf()) {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, dir, &[][..]).unwrap();
+            }
+            parent = dir.parent();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        builder.append_data(&mut header, name, &bytes[..]).unwrap();
+    }
+    builder.finish().unwrap();
+}
+
+/// The default image's tarball (built from the host's busybox), as the
+/// bottom layer of the test images: the same bytes, so the same layer as
+/// the default image's.
+pub fn busybox_layer() -> Vec<u8> {
+    static LAYER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    LAYER
+        .get_or_init(|| {
+            require_default_image();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("busybox.tar");
+            crate::image::build_busybox_tar(&path).unwrap();
+            std::fs::read(path).unwrap()
+        })
+        .clone()
+}
+
+/// The image of issue 10's proof: busybox, and a second layer that deletes
+/// /etc/os-release, makes /usr/sbin opaque (only `only-in-top` is left in
+/// it) and adds /app/hello; its config sets Env, WorkingDir (missing from
+/// the layers: the runtime makes it), User 1000:1000 and Cmd.
+// TODO(issue 10): User is numeric until `--user NAME` looks names up in
+// the image's /etc/passwd.
+pub fn layered_image() -> TestImage {
+    let top = layer_tar(&[
+        Entry::Dir("etc"),
+        Entry::Whiteout("etc/os-release"),
+        Entry::Dir("usr"),
+        Entry::Dir("usr/sbin"),
+        Entry::Opaque("usr/sbin"),
+        Entry::File("usr/sbin/only-in-top", b"top\n"),
+        Entry::Dir("app"),
+        Entry::File("app/hello", b"hello from the top layer\n"),
+    ]);
+    let mut image = TestImage::new(vec![busybox_layer(), top]);
+    image.gzip = vec![false, true];
+    image.env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "GREETING=hello from the image".into(),
+    ];
+    image.working_dir = "/app/work".into();
+    image.user = "1000:1000".into();
+    image.cmd = vec!["sh".into(), "-c".into(), "echo \"default: $GREETING, uid $(id -u), in $(pwd)\"".into()];
+    image
+}
+
+/// Issue 10's proof, through the step's binary: the image of
+/// [`layered_image`], as an OCI layout and as a docker save archive, runs
+/// the way `docker run` runs it. Its default command runs as its User
+/// (`uid`: the step's answer, 0 before `--user` exists) in its WorkingDir
+/// (made, as it is in no layer) with its Env; the top layer's whiteout and
+/// opaque directory hide what they should; `-e` and `--entrypoint` override
+/// as in Docker. Its bottom layer is the default image's: run first, that
+/// layer is not unpacked again (same inode and mtime).
+pub fn check_layered_image(step: Step, extra: &[&str], uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    step.expect_images("check_layered_image");
+    let sandbox = Sandbox::new();
+    let with = |image: &str, args: &[&str]| {
+        let mut all = vec!["--image", image];
+        all.extend_from_slice(extra);
+        all.extend_from_slice(args);
+        step.run(&sandbox, &all)
+    };
+    let output = with(crate::DEFAULT_IMAGE, &["true"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let shared = sandbox.image_rootfs();
+    let stamp =
+        |path: &Path| std::fs::metadata(path).map(|meta| (meta.ino(), meta.mtime(), meta.mtime_nsec())).unwrap();
+    let before = stamp(&shared);
+    let image = layered_image();
+    let layout = sandbox.dir.path().join("layered-oci");
+    image.write_oci_layout(&layout);
+    let saved = sandbox.dir.path().join("layered-save.tar");
+    image.write_docker_save(&saved);
+    for source in [&layout, &saved] {
+        let source = source.to_str().unwrap();
+        let output = with(source, &[]);
+        assert_eq!(code(&output), 0, "{source}: {}", stderr(&output));
+        let expected = format!("default: hello from the image, uid {uid}, in /app/work\n");
+        assert_eq!(stdout(&output), expected, "{source}: the image's Cmd, Env, User or WorkingDir");
+        let script = "test -e /etc/os-release && echo os-release is still there; ls /usr/sbin; cat /app/hello";
+        let output = with(source, &["sh", "-c", script]);
+        assert_eq!(code(&output), 0, "{source}: {}", stderr(&output));
+        assert_eq!(stdout(&output), "only-in-top\nhello from the top layer\n", "{source}: whiteout or opaque dir");
+        let output = with(
+            source,
+            &["-e", "GREETING=overridden", "--entrypoint", "sh", "--", "-c", "echo $GREETING; echo $PATH"],
+        );
+        assert_eq!(code(&output), 0, "{source}: {}", stderr(&output));
+        assert_eq!(
+            stdout(&output),
+            "overridden\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+            "{source}: -e or --entrypoint"
+        );
+    }
+    assert_eq!(stamp(&shared), before, "the shared busybox layer was unpacked again");
+    let layers: Vec<_> = std::fs::read_dir(sandbox.images.join("layers/sha256")).unwrap().flatten().collect();
+    let names: Vec<_> = layers.iter().map(|entry| entry.file_name()).collect();
+    // busybox, the gzipped top layer of the OCI layout, the plain one of
+    // docker save (keyed by its uncompressed digest); uid-shifted copies
+    // (--no-idmap) next to them.
+    let plain: Vec<_> = names.iter().filter(|name| !name.to_string_lossy().contains('-')).collect();
+    assert_eq!(plain.len(), 3, "{names:?}");
+}
+
+/// From step05 on: the overlay on / has one lower dir per layer of the
+/// image, top first, as the container's own mountinfo shows.
+pub fn check_one_lower_dir_per_layer(step: Step, extra: &[&str]) {
+    let sandbox = Sandbox::new();
+    let layout = sandbox.dir.path().join("layered-oci");
+    layered_image().write_oci_layout(&layout);
+    let mut args = vec!["--image", layout.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["cat", "/proc/self/mountinfo"]);
+    let output = step.run(&sandbox, &args);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let inside = stdout(&output);
+    let mounts = parse_mountinfo(&inside);
+    let root = mounts.iter().rev().find(|mount| mount.point == "/").expect("no mount on / inside");
+    assert_eq!(root.fstype, "overlay", "{inside}");
+    let lower = root
+        .super_options
+        .split(',')
+        .find_map(|option| option.strip_prefix("lowerdir="))
+        .unwrap_or_else(|| panic!("no lowerdir= in {}", root.super_options));
+    // Escaped by the kernel as `\:` when a path had one; ours have none.
+    let dirs: Vec<&str> = lower.split(':').collect();
+    assert_eq!(dirs.len(), 2, "{lower}");
+    if dirs[0].contains("/lower/") {
+        assert!(dirs[0].ends_with("/lower/1") && dirs[1].ends_with("/lower/0"), "not top first: {lower}");
+    } else {
+        assert!(dirs[1].ends_with(&sha256(&busybox_layer())), "the bottom layer is not last: {lower}");
+    }
+}
+
+/// A `docker save` archive with a layer that is not what its config's
+/// diff_id says: exit 125, one line naming the archive and the fix, and
+/// nothing left in the store.
+pub fn check_bad_image_is_refused(step: Step) {
+    step.expect_images("check_bad_image_is_refused");
+    let sandbox = Sandbox::new();
+    let mut image = layered_image();
+    let good = image.config_json();
+    image.layers[1] = layer_tar(&[Entry::File("changed", b"not the layer the config names\n")]);
+    let saved = sandbox.dir.path().join("bad-save.tar");
+    image.write_docker_save(&saved);
+    // Put the original config (with the original diff_ids) back in.
+    let mut files = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if name.ends_with(".json") && name != "manifest.json" {
+            bytes = good.clone();
+        }
+        files.push((name, bytes));
+    }
+    files.retain(|(name, _)| !name.ends_with('/'));
+    write_archive(&saved, &files);
+    let output = step.run(&sandbox, &["--image", saved.to_str().unwrap(), "true"]);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains(saved.to_str().unwrap()) && err.contains("does not match its digest"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&sandbox.images).unwrap().flatten().map(|entry| entry.file_name()).collect();
+    assert!(left.is_empty(), "a refused image left files or layers: {left:?}");
+}
+
+/// `images` lists what runs left in the store, and `rmi` removes an image
+/// and its own layers, keeping the ones another image has.
+pub fn check_images_and_rmi(step: Step) {
+    step.expect_images("check_images_and_rmi");
+    let sandbox = Sandbox::new();
+    let layout = sandbox.dir.path().join("layered-oci");
+    layered_image().write_oci_layout(&layout);
+    for image in [crate::DEFAULT_IMAGE, layout.to_str().unwrap()] {
+        let output = step.run(&sandbox, &["--image", image, "true"]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+    }
+    let subcommand = |args: &[&str]| {
+        let output = Command::new(step.binary).args(args).arg("--image-dir").arg(&sandbox.images).output().unwrap();
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        stdout(&output)
+    };
+    let listed = subcommand(&["images"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(lines[0].starts_with("IMAGE") && lines[0].contains("FORMAT") && lines[0].contains("SIZE"), "{listed}");
+    assert!(lines.iter().any(|line| line.starts_with("busybox ") && line.contains("rootfs-tar")), "{listed}");
+    let real = std::fs::canonicalize(&layout).unwrap();
+    assert!(lines.iter().any(|line| line.starts_with(real.to_str().unwrap()) && line.contains(" oci ")), "{listed}");
+    let removed = subcommand(&["rmi", layout.to_str().unwrap()]);
+    assert!(removed.starts_with("removed image"), "{removed}");
+    assert_eq!(removed.lines().filter(|line| line.starts_with("removed layer")).count(), 1, "{removed}");
+    assert!(sandbox.image_rootfs().join("bin/busybox").is_file(), "rmi removed the layer busybox shares");
+    assert_eq!(subcommand(&["images", "-q"]), "busybox\n");
+}
+
+/// From step07: `--user` replaces the image's User, as in Docker.
+pub fn check_user_replaces_the_images(step: Step) {
+    let sandbox = Sandbox::new();
+    let layout = sandbox.dir.path().join("layered-oci");
+    layered_image().write_oci_layout(&layout);
+    let image = layout.to_str().unwrap();
+    for (args, uid) in
+        [(vec!["--image", image, "id", "-u"], "1000\n"), (vec!["--image", image, "--user", "0", "id", "-u"], "0\n")]
+    {
+        let output = step.run(&sandbox, &args);
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        assert_eq!(stdout(&output), uid, "{args:?}");
     }
 }

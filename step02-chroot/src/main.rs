@@ -9,7 +9,6 @@
 //! process inside can walk back out (try the image's `breakout`).
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -17,6 +16,7 @@ use clap::Parser;
 use clap::Subcommand;
 use common::container::Container;
 use common::env::execvpe;
+use common::image::Image;
 use common::status;
 use common::sys;
 use nix::mount::MsFlags;
@@ -46,6 +46,10 @@ enum Command {
     Cleanup(common::cleanup::Args),
     /// List the running containers
     Ps(common::ps::Args),
+    /// List the images in the store
+    Images(common::images::Args),
+    /// Remove images, and the layers no other image has
+    Rmi(common::images::RmiArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,8 +57,8 @@ struct Args {
     /// Set an environment variable in the container (repeatable)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = common::env::parse_env)]
     env: Vec<String>,
-    /// The image to run: <image-dir>/<NAME>.tar or .tar.gz
-    #[arg(short = 'i', long, value_name = "NAME", default_value = common::DEFAULT_IMAGE)]
+    /// The image to run: a NAME in --image-dir (NAME.tar), or the PATH of a tarball, docker save archive or OCI layout
+    #[arg(short = 'i', long, value_name = "NAME|PATH", default_value = common::DEFAULT_IMAGE)]
     image: String,
     /// Where images are kept and extracted
     #[arg(long, value_name = "DIR", default_value = common::IMAGE_DIR)]
@@ -65,8 +69,11 @@ struct Args {
     /// Print each system call of this step, its result and how long it took
     #[arg(long)]
     trace: bool,
-    /// The command to run in the container, and its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    /// Run this instead of the image's Entrypoint ("" for none), as `docker run --entrypoint`
+    #[arg(long, value_name = "COMMAND")]
+    entrypoint: Option<String>,
+    /// The command to run in the container, and its arguments (default: the image's Cmd)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -78,6 +85,8 @@ fn main() {
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
         Command::Ps(args) => common::ps::run(&args),
+        Command::Images(args) => common::images::run(&args),
+        Command::Rmi(args) => common::images::rmi(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -87,7 +96,7 @@ fn main() {
 
 fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
-    let image = common::image::rootfs(&args.image_dir, &args.image)?;
+    let image = common::image::open(&args.image_dir, &args.image)?;
     let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
     // Whether the command ran or the start failed half way, the parent
@@ -95,7 +104,7 @@ fn run(args: &Args) -> Result<i32> {
     container.remove_after(ended)
 }
 
-fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
+fn spawn(args: &Args, container: &Container, image: &Image) -> Result<Pid> {
     // SAFETY: the runtime is single-threaded, so the child may run any code
     // until it execs or exits; it does nothing else.
     match unsafe { sys!(fork()) }? {
@@ -106,13 +115,17 @@ fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
 
 /// Runs in the forked child: becomes the container's command, or returns
 /// the reason it could not.
-fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible> {
-    let argv = common::env::command_line(&args.command)?;
-    let env = common::env::container_env(&args.env)?;
+fn child(args: &Args, container: &Container, image: &Image) -> Result<Infallible> {
+    // The image's config gives the defaults, as in `docker run`: a command
+    // replaces its Cmd (--entrypoint, its Entrypoint), -e adds to its Env.
+    let command = image.config.command(args.entrypoint.as_deref(), &args.command)?;
+    let argv = common::env::command_line(&command)?;
+    let env = common::env::container_env(&image.config.env(&args.env))?;
     // A fresh copy of the image per container, as the workshop does before
     // it has overlayfs (step 05): slow for big images, but writes stay ours.
     let rootfs = container.dir.join("rootfs");
-    common::fsutil::copy_tree(image, &rootfs)?;
+    // Its layers are flattened into the copy, each over the ones below.
+    common::fsutil::copy_layers(image.layers(), &rootfs)?;
     // The kernel's views a command expects: processes, devices and sysfs.
     // /dev is an empty tmpfs for now; step 03 fills it.
     sys!(mount(Some("proc"), &rootfs.join("proc"), Some("proc"), MsFlags::empty(), None::<&str>))?;
@@ -122,11 +135,14 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     // directory inside, or "." would still be the host's.
     sys!(chroot(&rootfs))?;
     sys!(chdir("/"))?;
+    // The image's WorkingDir, made when missing, as Docker does.
+    sys!(std::fs::create_dir_all(image.config.working_dir()))?;
+    sys!(chdir(image.config.working_dir()))?;
     // From here on, if the runtime dies, however it dies, so does this process.
     common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
-    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
+    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&command[0], err))
 }
 
 fn wait(pid: Pid, container: &Container) -> Result<i32> {

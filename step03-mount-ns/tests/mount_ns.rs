@@ -55,3 +55,5 @@ as_root!(a_deep_and_oddly_named_tree_is_removed, testing::check_hostile_tree_is_
 as_root!(a_container_that_fills_its_disk_is_removed, testing::check_full_disk_is_removed(STEP));
 
 as_root!(ps_gives_a_handle_on_the_running_container, testing::check_ps_lists_the_running_container(STEP));
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 0));

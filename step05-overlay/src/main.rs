@@ -11,7 +11,6 @@
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -21,6 +20,7 @@ use common::container::Container;
 use common::devices::DEVICES;
 use common::devices::LINKS;
 use common::env::execvpe;
+use common::image::Image;
 use common::status;
 use common::sys;
 use nix::mount::MntFlags;
@@ -58,6 +58,10 @@ enum Command {
     Cleanup(common::cleanup::Args),
     /// List the running containers
     Ps(common::ps::Args),
+    /// List the images in the store
+    Images(common::images::Args),
+    /// Remove images, and the layers no other image has
+    Rmi(common::images::RmiArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,8 +69,8 @@ struct Args {
     /// Set an environment variable in the container (repeatable)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = common::env::parse_env)]
     env: Vec<String>,
-    /// The image to run: <image-dir>/<NAME>.tar or .tar.gz
-    #[arg(short = 'i', long, value_name = "NAME", default_value = common::DEFAULT_IMAGE)]
+    /// The image to run: a NAME in --image-dir (NAME.tar), or the PATH of a tarball, docker save archive or OCI layout
+    #[arg(short = 'i', long, value_name = "NAME|PATH", default_value = common::DEFAULT_IMAGE)]
     image: String,
     /// Where images are kept and extracted
     #[arg(long, value_name = "DIR", default_value = common::IMAGE_DIR)]
@@ -80,8 +84,11 @@ struct Args {
     /// Print each system call of this step, its result and how long it took
     #[arg(long)]
     trace: bool,
-    /// The command to run in the container, and its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    /// Run this instead of the image's Entrypoint ("" for none), as `docker run --entrypoint`
+    #[arg(long, value_name = "COMMAND")]
+    entrypoint: Option<String>,
+    /// The command to run in the container, and its arguments (default: the image's Cmd)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -93,6 +100,8 @@ fn main() {
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
         Command::Ps(args) => common::ps::run(&args),
+        Command::Images(args) => common::images::run(&args),
+        Command::Rmi(args) => common::images::rmi(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -102,7 +111,7 @@ fn main() {
 
 fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
-    let image = common::image::rootfs(&args.image_dir, &args.image)?;
+    let image = common::image::open(&args.image_dir, &args.image)?;
     let container = Container::create(&args.container_dir, &args.image)?;
     let ended = spawn(args, &container, &image).and_then(|pid| wait(pid, &container));
     // The child's mounts died with its mount namespace; the parent still
@@ -110,7 +119,7 @@ fn run(args: &Args) -> Result<i32> {
     if args.keep { container.keep_after(ended) } else { container.remove_after(ended) }
 }
 
-fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
+fn spawn(args: &Args, container: &Container, image: &Image) -> Result<Pid> {
     // SAFETY: the runtime is single-threaded, so the child may run any code
     // until it execs or exits; it does nothing else.
     match unsafe { sys!(fork()) }? {
@@ -121,9 +130,12 @@ fn spawn(args: &Args, container: &Container, image: &Path) -> Result<Pid> {
 
 /// Runs in the forked child: becomes the container's command, or returns
 /// the reason it could not.
-fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible> {
-    let argv = common::env::command_line(&args.command)?;
-    let env = common::env::container_env(&args.env)?;
+fn child(args: &Args, container: &Container, image: &Image) -> Result<Infallible> {
+    // The image's config gives the defaults, as in `docker run`: a command
+    // replaces its Cmd (--entrypoint, its Entrypoint), -e adds to its Env.
+    let command = image.config.command(args.entrypoint.as_deref(), &args.command)?;
+    let argv = common::env::command_line(&command)?;
+    let env = common::env::container_env(&image.config.env(&args.env))?;
     // A mount namespace of our own, and no propagation in or out of it:
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
@@ -135,9 +147,14 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     for dir in ["upper", "work", "merged"] {
         sys!(std::fs::create_dir(container.dir.join(dir)))?;
     }
+    // The image's layers are the lower dirs, stacked as Docker's overlay2
+    // stacks them: `lowerdir=` lists the top layer first. (The options must
+    // fit in one page, 4 KiB: about 35 layers of the store's paths; Docker
+    // links its layers under short names for that, we do not.)
+    let lower: Vec<String> = image.layers().iter().rev().map(|layer| layer.display().to_string()).collect();
     let layers = format!(
         "lowerdir={},upperdir={},workdir={}",
-        image.display(),
+        lower.join(":"),
         container.dir.join("upper").display(),
         container.dir.join("work").display()
     );
@@ -173,13 +190,16 @@ fn child(args: &Args, container: &Container, image: &Path) -> Result<Infallible>
     sys!(std::fs::create_dir(&old_root))?;
     sys!(pivot_root(&rootfs, &old_root))?;
     sys!(chdir("/"))?;
+    // The image's WorkingDir, made when missing, as Docker does.
+    sys!(std::fs::create_dir_all(image.config.working_dir()))?;
+    sys!(chdir(image.config.working_dir()))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
     sys!(std::fs::remove_dir("/.old-root"))?;
     // From here on, if the runtime dies, however it dies, so does this process.
     common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
-    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
+    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&command[0], err))
 }
 
 fn wait(pid: Pid, container: &Container) -> Result<i32> {

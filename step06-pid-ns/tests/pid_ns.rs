@@ -87,3 +87,4 @@ as_root!(dockers_network_sysctls_are_set_inside_only, testing::check_network_sys
 as_root!(etc_hostname_hosts_and_resolv_conf_are_the_containers, testing::check_etc_files(STEP, &[]));
 as_root!(an_image_without_etc_gets_them_in_its_upper_layer, testing::check_etc_files_without_etc(STEP, &[]));
 as_root!(symlinked_etc_files_are_refused, testing::check_symlinked_etc_files_are_refused(STEP, &[]));
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 0));

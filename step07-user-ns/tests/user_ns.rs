@@ -285,3 +285,18 @@ as_root!(the_images_passwd_is_read_inside_the_container, {
     testing::check_passwd_is_read_inside(STEP, &[]);
     testing::check_passwd_is_read_inside(STEP, &["--userns=host"]);
 });
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 1000));
+
+as_root!(a_layered_image_runs_without_a_user_namespace, testing::check_layered_image(STEP, &["--userns=host"], 1000));
+
+as_root!(a_layered_image_runs_on_a_chowned_copy, testing::check_layered_image(STEP, &["--no-idmap"], 1000));
+
+as_root!(the_overlay_has_one_idmapped_lower_dir_per_layer, testing::check_one_lower_dir_per_layer(STEP, &[]));
+
+as_root!(
+    the_overlay_has_one_lower_dir_per_layer_without_a_user_namespace,
+    testing::check_one_lower_dir_per_layer(STEP, &["--userns=host"])
+);
+
+as_root!(user_replaces_the_images_user, testing::check_user_replaces_the_images(STEP));

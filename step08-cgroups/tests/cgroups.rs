@@ -498,3 +498,5 @@ as_root!(the_images_passwd_is_read_inside_the_container, {
     testing::check_passwd_is_read_inside(STEP, &[]);
     testing::check_passwd_is_read_inside(STEP, &["--userns=host"]);
 });
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 1000));

@@ -44,6 +44,7 @@ use common::env::close_range_cloexec;
 use common::env::execvpe;
 use common::ids::IdMap;
 use common::ids::UserSpec;
+use common::image::Image;
 use common::limits::Ulimit;
 use common::mountapi::mount_flags;
 use common::mountapi::mount_setattr_idmap;
@@ -113,6 +114,10 @@ enum Command {
     Cleanup(common::cleanup::Args),
     /// List the running containers
     Ps(common::ps::Args),
+    /// List the images in the store
+    Images(common::images::Args),
+    /// Remove images, and the layers no other image has
+    Rmi(common::images::RmiArgs),
 }
 
 #[derive(clap::Args)]
@@ -120,8 +125,8 @@ struct Args {
     /// Set an environment variable in the container (repeatable)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = common::env::parse_env)]
     env: Vec<String>,
-    /// The image to run: <image-dir>/<NAME>.tar or .tar.gz
-    #[arg(short = 'i', long, value_name = "NAME", default_value = common::DEFAULT_IMAGE)]
+    /// The image to run: a NAME in --image-dir (NAME.tar), or the PATH of a tarball, docker save archive or OCI layout
+    #[arg(short = 'i', long, value_name = "NAME|PATH", default_value = common::DEFAULT_IMAGE)]
     image: String,
     /// Where images are kept and extracted
     #[arg(long, value_name = "DIR", default_value = common::IMAGE_DIR)]
@@ -189,8 +194,11 @@ struct Args {
     /// Print each system call of this step, its result and how long it took
     #[arg(long)]
     trace: bool,
-    /// The command to run in the container, and its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    /// Run this instead of the image's Entrypoint ("" for none), as `docker run --entrypoint`
+    #[arg(long, value_name = "COMMAND")]
+    entrypoint: Option<String>,
+    /// The command to run in the container, and its arguments (default: the image's Cmd)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -202,6 +210,8 @@ fn main() {
         }
         Command::Cleanup(args) => common::cleanup::run(&args),
         Command::Ps(args) => common::ps::run(&args),
+        Command::Images(args) => common::images::run(&args),
+        Command::Rmi(args) => common::images::rmi(&args),
     };
     match ended {
         Ok(code) => std::process::exit(code),
@@ -213,11 +223,13 @@ fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
     // Bad input is refused before anything is created.
     common::cli::check_container_dir(&args.container_dir)?;
-    common::ids::check_user(args.user.as_ref(), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     common::limits::check_memory(args.memory, args.memory_swap)?;
     common::cgroup::check_usable(args.cpus)?;
     common::limits::check_ulimits(&args.ulimit)?;
-    let image = common::image::rootfs(&args.image_dir, &args.image)?;
+    let image = common::image::open(&args.image_dir, &args.image)?;
+    // The image's User is the default for --user, as in Docker.
+    let user = image.config.user(args.user.as_ref())?;
+    common::ids::check_user(user.as_ref(), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     let container = Container::create(&args.container_dir, &args.image)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
     // container ended, or as soon as its start failed.
@@ -328,7 +340,12 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
 /// The child's stack for clone(2); the child only sets up and execs.
 const STACK_SIZE: usize = 1024 * 1024;
 
-fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgroup) -> Result<(Pid, Option<OwnedFd>)> {
+fn spawn(
+    args: &Args,
+    container: &Container,
+    image: &Image,
+    cgroup: &ContainerCgroup,
+) -> Result<(Pid, Option<OwnedFd>)> {
     let mut flags = CloneFlags::empty();
     flags |= CloneFlags::CLONE_NEWPID;
     flags |= CloneFlags::CLONE_NEWUTS;
@@ -338,29 +355,32 @@ fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgr
         flags |= CloneFlags::CLONE_NEWUSER;
     }
     // The child waits on this socket until the parent has set it up, then
-    // receives the image over it: a detached mount that only the child's
-    // mount namespace will ever have attached, so a crash leaves no host mount.
+    // receives the image over it: a detached mount per layer that only the
+    // child's mount namespace will ever have attached, so a crash leaves no
+    // host mount.
     let ready = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     let mut stack = vec![0u8; STACK_SIZE];
-    let body = || status::child_exit(child(args, container, &ready));
+    let body = || status::child_exit(child(args, container, image, &ready));
     // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
     // gets its own copy of memory, as after fork; it only sets up and execs.
     // SIGCHLD makes it an ordinary child for waitpid.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
     let ContainerCgroup(group) = cgroup;
-    let joined = |tree| {
+    let joined = |trees| {
         sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
         common::cgroup::read_back_all(group, "cgroup.procs");
-        Ok(tree)
+        Ok(trees)
     };
     // 0 unless asked otherwise, as Docker: never the runtime's own score,
     // which the container would otherwise inherit.
     let score = args.oom_score_adj.unwrap_or(0);
-    let adjusted = |tree| sys!(fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())).map(|()| tree);
+    let adjusted = |trees| sys!(fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())).map(|()| trees);
     match map_user_namespace(args, pid, container, image).and_then(joined).and_then(adjusted) {
         // With -t the child sends its terminal back over the socket (see
         // `child`): the parent keeps its end for `wait`.
-        Ok(tree) => sys!(send_fd(&ready.1, &tree)).map(|()| (pid, args.tty.then_some(ready.1))),
+        Ok(trees) => {
+            trees.iter().try_for_each(|tree| sys!(send_fd(&ready.1, tree))).map(|()| (pid, args.tty.then_some(ready.1)))
+        }
         Err(err) => {
             // Closing the socket unblocks the child, which gives up.
             drop(ready);
@@ -371,11 +391,12 @@ fn spawn(args: &Args, container: &Container, image: &Path, cgroup: &ContainerCgr
 }
 
 /// Runs in the parent while the child waits: writes the child's id maps,
-/// hands the container's directory to its root, and makes the image's mount
-/// for the child, idmapped so that its files belong to that root too.
-fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path) -> Result<OwnedFd> {
+/// hands the container's directory to its root, and makes the image's
+/// mounts for the child, one per layer (bottom first), idmapped so that
+/// their files belong to that root too.
+fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Image) -> Result<Vec<OwnedFd>> {
     if args.userns.is_some() {
-        return detached_image(image, None);
+        return image.layers().iter().map(|layer| detached_image(layer, None)).collect();
     }
     // A map may name any host ids because the writer, the parent, has
     // CAP_SETUID and CAP_SETGID where the map's host ids live.
@@ -388,21 +409,21 @@ fn map_user_namespace(args: &Args, pid: Pid, container: &Container, image: &Path
     sys!(chown(&container.dir, Some(Uid::from_raw(root_uid)), Some(Gid::from_raw(root_gid))))?;
     if !args.no_idmap {
         let userns = sys!(fs::File::open(format!("/proc/{pid}/ns/user")))?;
-        match detached_image(image, Some(&userns)) {
-            Ok(tree) => {
-                common::trace::note("image: idmapped mount, no copy");
-                return Ok(tree);
+        match image.layers().iter().map(|layer| detached_image(layer, Some(&userns))).collect() {
+            Ok(trees) => {
+                common::trace::note("image: idmapped mounts, no copy");
+                return Ok(trees);
             }
             Err(err) => common::trace::note(&format!("image: no idmapped mount ({err:#}), using a chowned copy")),
         }
     }
     let copy = common::image::mapped_copy(image, &args.uidmap, &args.gidmap)?;
-    common::trace::note(&format!("image: chowned copy {}", copy.display()));
+    common::trace::note(&format!("image: chowned copy {copy:?}"));
     // The container runs on the copy: it stays marked in use until the
     // runtime exits, so a `cleanup` meanwhile leaves it alone.
-    let tree = detached_image(&copy, None);
+    let trees = copy.layers().iter().map(|layer| detached_image(layer, None)).collect();
     std::mem::forget(copy);
-    tree
+    trees
 }
 
 /// The image as a detached mount (open_tree(2)): attached nowhere yet, and
@@ -422,19 +443,26 @@ fn detached_image(image: &Path, userns: Option<&fs::File>) -> Result<OwnedFd> {
 
 /// Runs in the forked child: becomes the container's command, or returns
 /// the reason it could not.
-fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Result<Infallible> {
+fn child(args: &Args, container: &Container, image: &Image, ready: &(OwnedFd, OwnedFd)) -> Result<Infallible> {
     // Wait for the parent (our end is 0; our copy of its end, 1, must be
     // closed or we would never see the socket close if the parent died).
     sys!(close(ready.1.as_raw_fd()))?;
-    let Some(tree) = sys!(recv_fd(&ready.0))? else {
-        status::quiet_exit(common::EXIT_RUNTIME_ERROR);
-    };
+    let mut trees = Vec::new();
+    for _ in image.layers() {
+        let Some(tree) = sys!(recv_fd(&ready.0))? else {
+            status::quiet_exit(common::EXIT_RUNTIME_ERROR);
+        };
+        trees.push(tree);
+    }
     // Become the namespace's root: uid 0 inside, 100000 on the host.
     sys!(setgid(Gid::from_raw(0)))?;
     sys!(setuid(Uid::from_raw(0)))?;
     // Already in our cgroup: from now on it is the root of our cgroup view.
     sys!(unshare(CloneFlags::CLONE_NEWCGROUP))?;
-    let argv = common::env::command_line(&args.command)?;
+    // The image's config gives the defaults, as in `docker run`: a command
+    // replaces its Cmd (--entrypoint, its Entrypoint), -e adds to its Env.
+    let command = image.config.command(args.entrypoint.as_deref(), &args.command)?;
+    let argv = common::env::command_line(&command)?;
     // The system calls the command may make: Docker's default seccomp
     // profile (common/seccomp/default.profile) for the capabilities the
     // container keeps, compiled to BPF here, before anything is mounted.
@@ -463,10 +491,17 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     // MS_REC makes every mount private, not just "/".
     sys!(unshare(CloneFlags::CLONE_NEWNS))?;
     sys!(mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>))?;
-    // The image the parent sent is attached here, in our namespace only.
-    let image = container.dir.join("lower");
-    sys!(fs::create_dir(&image))?;
-    sys!(move_mount(&tree, &image))?;
+    // The layers the parent sent are attached here, in our namespace only:
+    // lower/0 is the bottom layer.
+    let lower = container.dir.join("lower");
+    sys!(fs::create_dir(&lower))?;
+    let mut layers = Vec::new();
+    for (index, tree) in trees.iter().enumerate() {
+        let layer = lower.join(index.to_string());
+        sys!(fs::create_dir(&layer))?;
+        sys!(move_mount(tree, &layer))?;
+        layers.push(layer.display().to_string());
+    }
     // The image is the read-only lower layer; this container's writes go
     // to upper (work is overlayfs's scratch space on the same filesystem).
     // MS_NODEV: a device node written into the container is never usable.
@@ -474,9 +509,12 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     for dir in ["upper", "work", "merged"] {
         sys!(std::fs::create_dir(container.dir.join(dir)))?;
     }
+    // The image's layers are the lower dirs, stacked as Docker's overlay2
+    // stacks them: `lowerdir=` lists the top layer first.
+    layers.reverse();
     let layers = format!(
         "lowerdir={},upperdir={},workdir={}",
-        image.display(),
+        layers.join(":"),
         container.dir.join("upper").display(),
         container.dir.join("work").display()
     );
@@ -625,17 +663,22 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     sys!(std::fs::create_dir(&old_root))?;
     sys!(pivot_root(&rootfs, &old_root))?;
     sys!(chdir("/"))?;
+    // The image's WorkingDir, made when missing, as Docker does.
+    sys!(std::fs::create_dir_all(image.config.working_dir()))?;
+    sys!(chdir(image.config.working_dir()))?;
     sys!(umount2("/.old-root", MntFlags::MNT_DETACH))?;
     sys!(std::fs::remove_dir("/.old-root"))?;
-    // Who the command runs as: --user (root by default) looked up in the
-    // image's /etc/passwd and /etc/group, read now that "/" is the image's,
-    // so that no symlink among them can reach the host's files. A name can
-    // only be checked against the user namespace's map once it is a number.
-    let spec = args.user.clone().unwrap_or_default();
+    // Who the command runs as: --user (or the image's User, root by
+    // default) looked up in the image's /etc/passwd and /etc/group, read
+    // now that "/" is the image's, so that no symlink among them can reach
+    // the host's files. A name can only be checked against the user
+    // namespace's map once it is a number.
+    let spec = image.config.user(args.user.as_ref())?.unwrap_or_default();
     let user = spec.resolve(Path::new("/"))?;
     common::ids::check_resolved(&spec, &user, args.userns.is_some(), &args.uidmap, &args.gidmap)?;
-    // HOME is the user's (or /), unless -e sets it, as in Docker.
-    let env = common::env::container_env(&common::env::with_home(&user.home, &args.env))?;
+    // HOME is the user's (or /), unless the image's Env or -e sets it, as
+    // in Docker.
+    let env = common::env::container_env(&common::env::with_home(&user.home, &image.config.env(&args.env)))?;
     // The filter goes on before privileges are dropped, as runc does when
     // no_new_privs is off: seccomp(2) then needs CAP_SYS_ADMIN, which root
     // still holds here (in our user namespace, or the host's with
@@ -704,7 +747,7 @@ fn child(args: &Args, container: &Container, ready: &(OwnedFd, OwnedFd)) -> Resu
     common::signals::die_with_runtime()?;
     // execvpe searches PATH like a shell does, then replaces this process's
     // program with the command; on success it never returns.
-    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&args.command[0], err))
+    sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&command[0], err))
 }
 
 fn wait(pid: Pid, container: &Container, console: Option<OwnedFd>, cgroup: &ContainerCgroup) -> Result<i32> {

@@ -586,3 +586,13 @@ as_root!(the_images_passwd_is_read_inside_the_container, {
     testing::check_passwd_is_read_inside(STEP, &[]);
     testing::check_passwd_is_read_inside(STEP, &["--userns=host"]);
 });
+
+as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 1000));
+
+as_root!(the_overlay_has_one_lower_dir_per_layer, testing::check_one_lower_dir_per_layer(STEP, &[]));
+
+as_root!(a_layer_that_is_not_its_digest_is_refused, testing::check_bad_image_is_refused(STEP));
+
+as_root!(images_lists_and_rmi_removes, testing::check_images_and_rmi(STEP));
+
+as_root!(user_replaces_the_images_user, testing::check_user_replaces_the_images(STEP));
