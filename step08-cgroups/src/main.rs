@@ -214,12 +214,15 @@ fn run(args: &Args) -> Result<i32> {
     common::errors::require_root()?;
     // Bad input is refused before anything is created.
     common::cli::check_container_dir(&args.container_dir)?;
+    common::ids::check_user(args.user.as_ref(), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
     common::limits::check_memory(args.memory, args.memory_swap)?;
     common::cgroup::check_usable(args.cpus)?;
     let image = common::image::open(&args.image_dir, &args.image)?;
     // The image's User is the default for --user, as in Docker.
-    let user = image.config.user(args.user.as_ref())?;
-    common::ids::check_user(user.as_ref(), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    if args.user.is_none() {
+        let user = image.config.user(None)?;
+        common::ids::check_user(user.as_ref(), args.userns.is_some(), &args.uidmap, &args.gidmap)?;
+    }
     let container = Container::create(&args.container_dir, &args.image)?;
     // The cgroup guard removes the cgroup when the closure ends: after the
     // container ended, or as soon as its start failed.
