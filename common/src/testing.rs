@@ -2516,13 +2516,16 @@ pub fn busybox_layer() -> Vec<u8> {
 /// The image of issue 10's proof: busybox, and a second layer that deletes
 /// /etc/os-release, makes /usr/sbin opaque (only `only-in-top` is left in
 /// it) and adds /app/hello; its config sets Env, WorkingDir (missing from
-/// the layers: the runtime makes it), User 1000:1000 and Cmd.
-// TODO(issue 10): User is numeric until `--user NAME` looks names up in
-// the image's /etc/passwd.
+/// the layers: the runtime makes it), User `app` (uid 1000 in the top
+/// layer's /etc/passwd) and Cmd.
 pub fn layered_image() -> TestImage {
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:App:/home/app:/bin/sh\n";
+    let group = b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\nstaff:x:50:app\n";
     let top = layer_tar(&[
         Entry::Dir("etc"),
         Entry::Whiteout("etc/os-release"),
+        Entry::File("etc/passwd", passwd),
+        Entry::File("etc/group", group),
         Entry::Dir("usr"),
         Entry::Dir("usr/sbin"),
         Entry::Opaque("usr/sbin"),
@@ -2537,7 +2540,7 @@ pub fn layered_image() -> TestImage {
         "GREETING=hello from the image".into(),
     ];
     image.working_dir = "/app/work".into();
-    image.user = "1000:1000".into();
+    image.user = "app".into();
     image.cmd = vec!["sh".into(), "-c".into(), "echo \"default: $GREETING, uid $(id -u), in $(pwd)\"".into()];
     image
 }
@@ -2697,15 +2700,20 @@ pub fn check_images_and_rmi(step: Step) {
     assert_eq!(subcommand(&["images", "-q"]), "busybox\n");
 }
 
-/// From step07: `--user` replaces the image's User, as in Docker.
+/// From step07: the image's User is a name looked up in the image's
+/// /etc/passwd and /etc/group (supplementary groups and HOME included), and
+/// `--user` replaces it, as in Docker.
 pub fn check_user_replaces_the_images(step: Step) {
     let sandbox = Sandbox::new();
     let layout = sandbox.dir.path().join("layered-oci");
     layered_image().write_oci_layout(&layout);
     let image = layout.to_str().unwrap();
-    for (args, uid) in
-        [(vec!["--image", image, "id", "-u"], "1000\n"), (vec!["--image", image, "--user", "0", "id", "-u"], "0\n")]
-    {
+    let who = "echo $(id -u) $(id -G) $HOME";
+    for (args, uid) in [
+        (vec!["--image", image, "sh", "-c", who], "1000 1000 50 /home/app\n"),
+        (vec!["--image", image, "--user", "0", "sh", "-c", who], "0 0 /root\n"),
+        (vec!["--image", image, "--user", "nobody", "sh", "-c", who], "65534 65534 /nonexistent\n"),
+    ] {
         let output = step.run(&sandbox, &args);
         assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
         assert_eq!(stdout(&output), uid, "{args:?}");
