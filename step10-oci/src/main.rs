@@ -25,8 +25,8 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::path::PathBuf;
 
-use anyhow::Result;
 use anyhow::Context;
+use anyhow::Result;
 use anyhow::bail;
 use caps::CapSet;
 use cgroups_rs::CgroupPid;
@@ -76,8 +76,8 @@ use nix::sched::CloneFlags;
 use nix::sched::clone;
 use nix::sched::setns;
 use nix::sched::unshare;
-use nix::sys::prctl::set_keepcaps;
 use nix::sys::prctl::set_child_subreaper;
+use nix::sys::prctl::set_keepcaps;
 use nix::sys::prctl::set_no_new_privs;
 use nix::sys::resource::setrlimit;
 use nix::sys::signal::Signal;
@@ -93,10 +93,10 @@ use nix::sys::termios::Termios;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
 use nix::unistd::Gid;
 use nix::unistd::Pid;
 use nix::unistd::Uid;
-use nix::unistd::ForkResult;
 use nix::unistd::chdir;
 use nix::unistd::chown;
 use nix::unistd::close;
@@ -1039,7 +1039,10 @@ fn hand_over(
     let linux = bundle.spec.linux().clone().unwrap_or_default();
     if flags.contains(CloneFlags::CLONE_NEWUSER) {
         let lines = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-            maps.iter().flatten().map(|map| format!("{} {} {}\n", map.container_id(), map.host_id(), map.size())).collect::<String>()
+            maps.iter()
+                .flatten()
+                .map(|map| format!("{} {} {}\n", map.container_id(), map.host_id(), map.size()))
+                .collect::<String>()
         };
         sys!(fs::write(format!("/proc/{pid}/uid_map"), lines(linux.uid_mappings())))?;
         sys!(fs::write(format!("/proc/{pid}/gid_map"), lines(linux.gid_mappings())))?;

@@ -21,9 +21,9 @@ use std::os::fd::AsRawFd;
 use std::os::fd::FromRawFd;
 use std::os::fd::OwnedFd;
 use std::os::fd::RawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -46,10 +46,12 @@ use cgroups_rs::fs::hierarchies;
 use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use common::devices::Rule;
-use common::sys;
 use common::mountapi::mount_flags;
+use common::sys;
 use nix::mount::MsFlags;
 use nix::mount::mount;
+use nix::sys::resource::Resource;
+use nix::sys::signal::Signal;
 use nix::sys::socket::ControlMessageOwned;
 use nix::sys::socket::MsgFlags;
 use nix::sys::socket::recvmsg;
@@ -60,8 +62,6 @@ use nix::sys::stat::mknod;
 use nix::unistd::Gid;
 use nix::unistd::Uid;
 use nix::unistd::chown;
-use nix::sys::resource::Resource;
-use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxCapabilities;
 use oci_spec::runtime::LinuxDeviceCgroup;
 use oci_spec::runtime::LinuxDeviceType;
@@ -168,7 +168,9 @@ impl Runtime {
         let field = |name: &str| record[name].as_str().unwrap_or_default().to_string();
         let annotations = record["annotations"]
             .as_object()
-            .map(|map| map.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().into())).collect())
+            .map(|map| {
+                map.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().into())).collect()
+            })
             .unwrap_or_default();
         Ok(State {
             id: id.to_string(),
@@ -556,7 +558,9 @@ fn apply_resources(bundle: &Bundle, cgroup: &Cgroup) -> Result<()> {
         let devices: &DevicesController = common::cgroup::controller(cgroup)?;
         let all = &common::devices::ALL;
         sys!(devices.deny_device(all.kind, all.major, all.minor, all.access))?;
-        for (rule, allow) in rules.into_iter().chain(common::devices::ALLOWED.iter().map(|rule| (copy_rule(rule), true))) {
+        for (rule, allow) in
+            rules.into_iter().chain(common::devices::ALLOWED.iter().map(|rule| (copy_rule(rule), true)))
+        {
             if allow {
                 sys!(devices.allow_device(rule.kind, rule.major, rule.minor, rule.access))?;
             } else {
@@ -592,15 +596,8 @@ use DevicePermissions::MkNod as M;
 use DevicePermissions::Read as R;
 use DevicePermissions::Write as W;
 /// Every combination of `rwm`, as the 'static slices a `Rule` holds.
-const ACCESS: &[(&str, &[DevicePermissions])] = &[
-    ("rwm", &[R, W, M]),
-    ("rw", &[R, W]),
-    ("rm", &[R, M]),
-    ("wm", &[W, M]),
-    ("r", &[R]),
-    ("w", &[W]),
-    ("m", &[M]),
-];
+const ACCESS: &[(&str, &[DevicePermissions])] =
+    &[("rwm", &[R, W, M]), ("rw", &[R, W]), ("rm", &[R, M]), ("wm", &[W, M]), ("r", &[R]), ("w", &[W]), ("m", &[M])];
 
 /// Removes a container's cgroup (step09's removal: retried while the kernel
 /// says EBUSY; the project's parent goes too when empty). The processes in
@@ -635,7 +632,8 @@ pub struct MountPlan {
 /// Splits a mount's options into flags, propagation and the filesystem's
 /// own data, as runc's `parseMountOptions` does.
 pub fn mount_plan(mount: &Mount) -> MountPlan {
-    let mut plan = MountPlan { flags: MsFlags::empty(), propagation: MsFlags::empty(), data: String::new(), bind: false };
+    let mut plan =
+        MountPlan { flags: MsFlags::empty(), propagation: MsFlags::empty(), data: String::new(), bind: false };
     let mut data = Vec::new();
     for option in mount.options().iter().flatten() {
         let (set, clear, propagation): (MsFlags, MsFlags, MsFlags) = match option.as_str() {
@@ -741,7 +739,13 @@ pub fn capabilities(spec: Option<&LinuxCapabilities>) -> Result<CapSets> {
     };
     let Some(spec) = spec else {
         let none = caps::CapsHashSet::new;
-        return Ok(CapSets { bounding: none(), effective: none(), permitted: none(), inheritable: none(), ambient: none() });
+        return Ok(CapSets {
+            bounding: none(),
+            effective: none(),
+            permitted: none(),
+            inheritable: none(),
+            ambient: none(),
+        });
     };
     Ok(CapSets {
         bounding: convert(spec.bounding().as_ref())?,
@@ -1011,7 +1015,9 @@ pub fn make_devices(bundle: &Bundle, rootfs: &Path, userns: bool) -> Result<()> 
     let dev = common::paths::in_rootfs(rootfs, "/dev")?;
     let mut nodes: Vec<(PathBuf, SFlag, u32, u64, u64, u32, u32)> = common::devices::DEVICES
         .iter()
-        .map(|device| (PathBuf::from("/dev").join(device.name), SFlag::S_IFCHR, device.mode, device.major, device.minor, 0, 0))
+        .map(|device| {
+            (PathBuf::from("/dev").join(device.name), SFlag::S_IFCHR, device.mode, device.major, device.minor, 0, 0)
+        })
         .collect();
     for device in bundle.spec.linux().as_ref().and_then(|linux| linux.devices().as_ref()).into_iter().flatten() {
         let kind = match device.typ() {
@@ -1022,7 +1028,15 @@ pub fn make_devices(bundle: &Bundle, rootfs: &Path, userns: bool) -> Result<()> 
         nodes.retain(|node| node.0 != *device.path());
         let mode = device.file_mode().unwrap_or(0o666) & 0o7777;
         let (major, minor) = (device.major() as u64, device.minor() as u64);
-        nodes.push((device.path().clone(), kind, mode, major, minor, device.uid().unwrap_or(0), device.gid().unwrap_or(0)));
+        nodes.push((
+            device.path().clone(),
+            kind,
+            mode,
+            major,
+            minor,
+            device.uid().unwrap_or(0),
+            device.gid().unwrap_or(0),
+        ));
     }
     for (path, kind, mode, major, minor, uid, gid) in nodes {
         let target = common::paths::in_rootfs(rootfs, &path.to_string_lossy())?;
