@@ -160,6 +160,8 @@ enum Command {
     Pause(IdArgs),
     /// OCI: thaw a paused container
     Resume(IdArgs),
+    /// OCI: write a default config.json into a bundle (as `runc spec`)
+    Spec(SpecArgs),
 }
 
 /// `--version`, with the spec version as runc prints it (engines show it).
@@ -277,6 +279,16 @@ struct CreateArgs {
     no_new_keyring: bool,
     /// The container's id, unique under --root
     id: String,
+}
+
+#[derive(clap::Args)]
+struct SpecArgs {
+    /// The bundle directory to write config.json into (its root: ./rootfs)
+    #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
+    bundle: PathBuf,
+    /// The container's command and its arguments (default: sh)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    command: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -880,6 +892,7 @@ fn oci_command(runtime: &oci::Runtime, command: Command) -> Result<i32> {
         Command::Exec(args) => exec(runtime, &args),
         Command::Pause(args) => pause(runtime, &args.id, true),
         Command::Resume(args) => pause(runtime, &args.id, false),
+        Command::Spec(args) => oci::write_default_spec(&args.bundle, &args.command).map(|()| 0),
         Command::Ps(args) => {
             let state = runtime.load(args.id.as_deref().unwrap_or_default())?;
             let pids = state.pids();

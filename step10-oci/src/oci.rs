@@ -1100,3 +1100,23 @@ pub fn protect_paths(bundle: &Bundle) -> Result<()> {
     }
     Ok(())
 }
+
+/// `spec`: a default config.json (oci-spec's default, which follows
+/// `runc spec`: new pid, network, ipc, uts and mount namespaces, the usual
+/// mounts, masked and read-only paths, a few capabilities), with `command`
+/// as the process. Refuses to overwrite one.
+pub fn write_default_spec(bundle: &Path, command: &[String]) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("{} exists already: remove it first", path.display());
+    }
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.into());
+    spec.set_hostname(Some("container".into()));
+    if !command.is_empty() {
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_args(Some(command.to_vec()));
+        spec.set_process(Some(process));
+    }
+    spec.save(&path).map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))
+}
