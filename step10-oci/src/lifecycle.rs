@@ -44,6 +44,7 @@ use nix::unistd::setsid;
 use crate::DeleteArgs;
 use crate::ExecArgs;
 use crate::become_process;
+use crate::late_seccomp;
 use crate::oci;
 use crate::oci_child_exit;
 
@@ -253,8 +254,9 @@ fn exec_process(
         sys!(dup2_stderr(&terminal.slave))?;
         drop(terminal);
     }
-    become_process(process, seccomp)?;
     sys!(close_range_cloexec(3 + args.preserve_fds))?;
+    become_process(process, seccomp)?;
+    late_seccomp(process, seccomp)?;
     let command = process.args().as_deref().unwrap_or_default().first().cloned().unwrap_or_default();
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&command, err))
 }

@@ -1174,6 +1174,9 @@ fn oci_child(
         sys!(fs::create_dir_all(cwd))?;
     }
     sys!(chdir(cwd))?;
+    // Only stdin, stdout, stderr (and --preserve-fds more) cross into the
+    // container; marked before the seccomp filter, which may not allow it.
+    sys!(close_range_cloexec(3 + args.preserve_fds))?;
     become_process(process, seccomp.as_ref())?;
     // A session of its own (setsid(2)), as in step09.
     sys!(setsid())?;
@@ -1189,8 +1192,6 @@ fn oci_child(
         sys!(dup2_stderr(&terminal.slave))?;
         drop(terminal);
     }
-    // Only stdin, stdout, stderr (and --preserve-fds more) cross into the container.
-    sys!(close_range_cloexec(3 + args.preserve_fds))?;
     // Ready: `create` returns, and the engine may start us.
     sys!(oci::send_message(socket, b"r"))?;
     // The create/start split: this open(2) blocks until `start` opens the
@@ -1201,6 +1202,7 @@ fn oci_child(
     let mut fifo = sys!(options.open(&reopen))?;
     sys!(std::io::Write::write_all(&mut fifo, b"0"))?;
     drop(fifo);
+    late_seccomp(process, seccomp.as_ref())?;
     let command = process.args().as_deref().unwrap_or_default().first().cloned().unwrap_or_default();
     sys!(execvpe(&argv[0], &argv, &env)).map_err(|err| status::exec_failed(&command, err))
 }
@@ -1251,11 +1253,19 @@ fn become_process(process: &oci_spec::runtime::Process, seccomp: Option<&common:
     }
     if no_new_privs {
         sys!(set_no_new_privs())?;
-        if let Some(filter) = seccomp {
-            sys!(seccomp_set_mode_filter(filter))?;
-        }
     }
     Ok(())
+}
+
+/// With no_new_privs the seccomp filter needs no privilege, so it goes on
+/// as late as possible, just before execve, as runc does: a strict profile
+/// then cannot refuse one of the runtime's own calls (close_range, the
+/// terminal's ioctls, the fifo's open).
+fn late_seccomp(process: &oci_spec::runtime::Process, seccomp: Option<&common::seccomp::Filter>) -> Result<()> {
+    match seccomp {
+        Some(filter) if process.no_new_privileges() == Some(true) => sys!(seccomp_set_mode_filter(filter)),
+        _ => Ok(()),
+    }
 }
 
 /// `start`: opens the exec fifo's read end, which lets init's open(2)
