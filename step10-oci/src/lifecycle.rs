@@ -91,7 +91,13 @@ pub fn delete(runtime: &oci::Runtime, args: &DeleteArgs) -> Result<i32> {
             runtime.note(&format!("container {}: the OOM killer killed {kills} of its processes", args.id));
         }
     }
+    let stopped = state.to_json();
     state.remove()?;
+    // poststop hooks: after the container is gone; a failure is a warning.
+    let hooks = state.hooks.clone().unwrap_or_default();
+    if let Err(err) = oci::run_hooks("poststop", hooks.poststop().as_ref(), &stopped) {
+        runtime.note(&format!("warning: {err:#}"));
+    }
     Ok(0)
 }
 

@@ -938,11 +938,20 @@ fn create(runtime: &oci::Runtime, args: &CreateArgs) -> Result<i32> {
         cgroup: cgroup_path,
         created: oci::rfc3339(created.as_secs()),
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        hooks: bundle.spec.hooks().clone(),
     };
-    let recorded = state.save().and_then(|()| match &args.pid_file {
-        Some(file) => oci::write_pid_file(file, pid),
-        None => Ok(()),
-    });
+    // The prestart and createRuntime hooks run on the host once the
+    // container exists (runc runs them before pivot_root; here init is
+    // already waiting on the fifo): an engine's network setup, say.
+    let hooks = state.hooks.clone().unwrap_or_default();
+    let recorded = state
+        .save()
+        .and_then(|()| oci::run_hooks("prestart", hooks.prestart().as_ref(), &state.to_json()))
+        .and_then(|()| oci::run_hooks("createRuntime", hooks.create_runtime().as_ref(), &state.to_json()))
+        .and_then(|()| match &args.pid_file {
+            Some(file) => oci::write_pid_file(file, pid),
+            None => Ok(()),
+        });
     if let Err(err) = recorded {
         let _ = state.kill(Signal::SIGKILL, true);
         let _ = state.remove();
@@ -1158,6 +1167,12 @@ fn oci_child(
         // snapshot): it is bound onto itself, as pivot_root needs a mount point.
         let rootfs = bundle.rootfs()?;
         sys!(mount(Some(&rootfs), &rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>))?;
+        // pivot_root(2) refuses (EINVAL) a new root, or a parent of it, that
+        // is shared (rootfsPropagation "shared"): both are made private, as
+        // runc's rootfsParentMountPrivate does.
+        for point in [oci::mount_point_of(rootfs.parent().unwrap_or(&rootfs))?, rootfs.clone()] {
+            sys!(mount(None::<&str>, &point, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>))?;
+        }
         oci::mount_all(bundle, &rootfs, cgroup_path)?;
         oci::make_devices(bundle, &rootfs, userns.is_some())?;
         // pivot_root(".", "."), runc's way: no directory for the old root
@@ -1291,5 +1306,10 @@ fn start(runtime: &oci::Runtime, id: &str) -> Result<i32> {
     }
     // No fifo: the container is running, as `state` tells from now on.
     sys!(fs::remove_file(&path))?;
+    // A failing poststart hook is a warning: the container runs (runtime.md).
+    let hooks = state.hooks.clone().unwrap_or_default();
+    if let Err(err) = oci::run_hooks("poststart", hooks.poststart().as_ref(), &state.to_json()) {
+        runtime.note(&format!("warning: {err:#}"));
+    }
     Ok(0)
 }

@@ -39,6 +39,7 @@ use cgroups_rs::fs::Cgroup;
 use cgroups_rs::fs::Controller;
 use cgroups_rs::fs::MaxValue;
 use cgroups_rs::fs::cpu::CpuController;
+use cgroups_rs::fs::cpuset::CpuSetController;
 use cgroups_rs::fs::devices::DevicePermissions;
 use cgroups_rs::fs::devices::DeviceType;
 use cgroups_rs::fs::devices::DevicesController;
@@ -62,6 +63,8 @@ use nix::sys::stat::mknod;
 use nix::unistd::Gid;
 use nix::unistd::Uid;
 use nix::unistd::chown;
+use oci_spec::runtime::Hook;
+use oci_spec::runtime::Hooks;
 use oci_spec::runtime::LinuxCapabilities;
 use oci_spec::runtime::LinuxDeviceCgroup;
 use oci_spec::runtime::LinuxDeviceType;
@@ -181,6 +184,7 @@ impl Runtime {
             cgroup: field("cgroup"),
             created: field("created"),
             annotations,
+            hooks: serde_json::from_value(record["hooks"].clone()).ok().flatten(),
         })
     }
 }
@@ -198,6 +202,9 @@ pub struct State {
     pub cgroup: String,
     pub created: String,
     pub annotations: BTreeMap<String, String>,
+    /// config.json's hooks as `create` read them: later edits of the file
+    /// must not change the container (runtime.md).
+    pub hooks: Option<Hooks>,
 }
 
 /// The spec's four states (runtime-spec `runtime.md`), and runc's fifth.
@@ -234,6 +241,7 @@ impl State {
             "cgroup": self.cgroup,
             "created": self.created,
             "annotations": self.annotations,
+            "hooks": self.hooks,
         });
         let temporary = self.dir.join(format!("{STATE_FILE}.new"));
         sys!(fs::write(&temporary, record.to_string()))?;
@@ -396,7 +404,24 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = fs::canonicalize(dir).with_context(|| format!("bundle {} cannot be opened", dir.display()))?;
         let config = dir.join("config.json");
-        let spec = Spec::load(&config).map_err(|err| anyhow::anyhow!("{} cannot be read: {err}", config.display()))?;
+        let text = fs::read_to_string(&config).with_context(|| format!("{} cannot be read", config.display()))?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", config.display()))?;
+        // A capability this runtime does not know is skipped, as runc skips
+        // (with a warning) those its kernel lacks; the rest of the file is
+        // read strictly.
+        let sets = value.pointer_mut("/process/capabilities").and_then(serde_json::Value::as_object_mut);
+        for list in sets.into_iter().flat_map(|sets| sets.values_mut()).filter_map(serde_json::Value::as_array_mut) {
+            list.retain(|name| {
+                let known = serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+                if !known {
+                    common::trace::note(&format!("capability {name} unknown: skipped"));
+                }
+                known
+            });
+        }
+        let spec: Spec =
+            serde_json::from_value(value).with_context(|| format!("{} is not a runtime spec", config.display()))?;
         let bundle = Bundle { dir, spec };
         bundle.check()?;
         Ok(bundle)
@@ -415,8 +440,11 @@ impl Bundle {
         if !rootfs.is_dir() {
             bail!("the bundle's root {} is not a directory", rootfs.display());
         }
-        if self.spec.hooks().is_some() {
-            common::trace::note("config.json has hooks: this runtime does not run them");
+        let hooks = self.spec.hooks().clone().unwrap_or_default();
+        if hooks.create_container().is_some() || hooks.start_container().is_some() {
+            common::trace::note(
+                "config.json has createContainer or startContainer hooks: this runtime does not run them",
+            );
         }
         for namespace in self.namespaces() {
             if namespace.0 == LinuxNamespaceType::Time {
@@ -474,6 +502,13 @@ fn controllers() -> Option<Vec<String>> {
     let mut names = common::cgroup::controllers().unwrap_or_default();
     if !hierarchies::is_cgroup2_unified_mode() {
         names.push("freezer".into());
+        // cpuset (cpus, mems) and blkio, where mounted: runtime-tools checks
+        // that the container is in them.
+        for name in ["cpuset", "blkio"] {
+            if Path::new("/sys/fs/cgroup").join(name).is_dir() {
+                names.push(name.into());
+            }
+        }
         if Path::new("/sys/fs/cgroup/cpuacct").is_dir() && !Path::new("/sys/fs/cgroup/cpu/cpuacct.usage").exists() {
             names.push("cpuacct".into());
         }
@@ -524,8 +559,39 @@ fn apply_resources(bundle: &Bundle, cgroup: &Cgroup) -> Result<()> {
             sys!(memory.disable_oom_killer())?;
         }
     }
+    if let Some(limits) = resources.memory().as_ref().filter(|_| !v2) {
+        if let Some(swappiness) = limits.swappiness() {
+            sys!(memory.set_swappiness(swappiness))?;
+        }
+        if let Some(bytes) = limits.kernel_tcp() {
+            sys!(memory.set_tcp_limit(bytes))?;
+        }
+        // Kernel memory limits are gone from recent kernels (EOPNOTSUPP
+        // since 5.16); runc 1.1 ignores them too.
+        if let Some(bytes) = limits.kernel() {
+            if let Err(err) = sys!(memory.set_kmem_limit(bytes)) {
+                common::trace::note(&format!("linux.resources.memory.kernel ignored: {err:#}"));
+            }
+        }
+    }
     if let Some(limits) = resources.cpu() {
         let cpu: &CpuController = common::cgroup::controller(cgroup)?;
+        // Real-time time slices: the period first, as runc writes them.
+        if let Some(period) = limits.realtime_period().filter(|_| !v2) {
+            sys!(cpu.set_rt_period_us(period))?;
+        }
+        if let Some(runtime) = limits.realtime_runtime().filter(|_| !v2) {
+            sys!(cpu.set_rt_runtime(runtime))?;
+        }
+        if limits.cpus().is_some() || limits.mems().is_some() {
+            let cpuset: &CpuSetController = common::cgroup::controller(cgroup)?;
+            if let Some(cpus) = limits.cpus() {
+                sys!(cpuset.set_cpus(cpus))?;
+            }
+            if let Some(mems) = limits.mems() {
+                sys!(cpuset.set_mems(mems))?;
+            }
+        }
         if let Some(shares) = limits.shares().filter(|shares| *shares >= 2) {
             sys!(cpu.set_shares(if v2 { 1 + ((shares.min(262_144) - 2) * 9999) / 262_142 } else { shares }))?;
         }
@@ -541,6 +607,7 @@ fn apply_resources(bundle: &Bundle, cgroup: &Cgroup) -> Result<()> {
             common::cgroup::read_back(pids.path(), &["pids.max"]);
         }
     }
+    v1_extras(&resources, cgroup.path(), v2)?;
     // The device allowlist: the bundle's rules in order (engines send "deny
     // all" first, then what they allow), then runc's defaults
     // (common::devices::ALLOWED), which runc adds to every container.
@@ -568,6 +635,62 @@ fn apply_resources(bundle: &Bundle, cgroup: &Cgroup) -> Result<()> {
             }
         }
         common::cgroup::read_back(devices.path(), &["devices.list"]);
+    }
+    Ok(())
+}
+
+/// blockIO, network and hugepageLimits, on cgroup v1, written to the
+/// controllers' files directly (cgroups-rs has no blkio setters for all of
+/// them). A limit the host cannot hold (no such controller, no such file:
+/// blkio.weight needs the BFQ scheduler) is an error, as in runc: silently
+/// running without a limit that was asked for would be worse.
+fn v1_extras(resources: &oci_spec::runtime::LinuxResources, path: &str, v2: bool) -> Result<()> {
+    let write = |controller: &str, file: &str, value: String| -> Result<()> {
+        let dir = Path::new("/sys/fs/cgroup").join(controller);
+        if v2 || !dir.is_dir() {
+            bail!(
+                "{file} was asked for, but there is no {controller} cgroup controller here (cgroup v1, /sys/fs/cgroup/{controller})"
+            );
+        }
+        sys!(fs::write(dir.join(path).join(file), value))?;
+        Ok(())
+    };
+    if let Some(io) = resources.block_io() {
+        if let Some(weight) = io.weight() {
+            write("blkio", "blkio.weight", weight.to_string())?;
+        }
+        if let Some(weight) = io.leaf_weight() {
+            write("blkio", "blkio.leaf_weight", weight.to_string())?;
+        }
+        for device in io.weight_device().iter().flatten() {
+            if let Some(weight) = device.weight() {
+                write("blkio", "blkio.weight_device", format!("{}:{} {weight}", device.major(), device.minor()))?;
+            }
+            if let Some(weight) = device.leaf_weight() {
+                write("blkio", "blkio.leaf_weight_device", format!("{}:{} {weight}", device.major(), device.minor()))?;
+            }
+        }
+        for (file, devices) in [
+            ("blkio.throttle.read_bps_device", io.throttle_read_bps_device()),
+            ("blkio.throttle.write_bps_device", io.throttle_write_bps_device()),
+            ("blkio.throttle.read_iops_device", io.throttle_read_iops_device()),
+            ("blkio.throttle.write_iops_device", io.throttle_write_iops_device()),
+        ] {
+            for device in devices.iter().flatten() {
+                write("blkio", file, format!("{}:{} {}", device.major(), device.minor(), device.rate()))?;
+            }
+        }
+    }
+    if let Some(network) = resources.network() {
+        if let Some(class) = network.class_id() {
+            write("net_cls", "net_cls.classid", class.to_string())?;
+        }
+        for priority in network.priorities().iter().flatten() {
+            write("net_prio", "net_prio.ifpriomap", format!("{} {}", priority.name(), priority.priority()))?;
+        }
+    }
+    for limit in resources.hugepage_limits().iter().flatten() {
+        write("hugetlb", &format!("hugetlb.{}.limit_in_bytes", limit.page_size()), limit.limit().to_string())?;
     }
     Ok(())
 }
@@ -825,9 +948,12 @@ pub fn seccomp_filter(profile: &LinuxSeccomp) -> Result<common::seccomp::Filter>
     };
     let mut programs = Vec::new();
     // The first filter: the default action for whatever no entry names.
+    // (A profile that allows by default, a deny list, needs none.)
     let allowed = listed.len();
-    let filter = SeccompFilter::new(rules(listed), default.clone(), SeccompAction::Allow, arch)?;
-    programs.push(filter.try_into()?);
+    if default != SeccompAction::Allow {
+        let filter = SeccompFilter::new(rules(listed), default.clone(), SeccompAction::Allow, arch)?;
+        programs.push(filter.try_into()?);
+    }
     for (answer, calls) in groups {
         if answer == SeccompAction::Allow {
             continue;
@@ -1119,4 +1245,60 @@ pub fn write_default_spec(bundle: &Path, command: &[String]) -> Result<()> {
         spec.set_process(Some(process));
     }
     spec.save(&path).map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))
+}
+
+/// The mount point of the mount that holds `path` (the longest mount point
+/// in /proc/self/mountinfo that is a prefix of it).
+pub fn mount_point_of(path: &Path) -> Result<PathBuf> {
+    let mountinfo = sys!(fs::read_to_string("/proc/self/mountinfo"))?;
+    let best = mountinfo
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4))
+        .map(PathBuf::from)
+        .filter(|point| path.starts_with(point))
+        .max_by_key(|point| point.as_os_str().len());
+    Ok(best.unwrap_or_else(|| PathBuf::from("/")))
+}
+
+/// Runs the `kind` hooks (config.md, POSIX-platform hooks): programs on the
+/// host, each given the container's state as JSON on its stdin, one after
+/// the other, each within its timeout. The first failure is the error.
+pub fn run_hooks(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<()> {
+    for hook in hooks.into_iter().flatten() {
+        let path = hook.path().display().to_string();
+        let args = hook.args().clone().unwrap_or_default();
+        let mut command = std::process::Command::new(hook.path());
+        if let Some((first, rest)) = args.split_first() {
+            std::os::unix::process::CommandExt::arg0(&mut command, first);
+            command.args(rest);
+        }
+        command.env_clear();
+        for var in hook.env().iter().flatten() {
+            if let Some((key, value)) = var.split_once('=') {
+                command.env(key, value);
+            }
+        }
+        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+        let mut child = command.spawn().with_context(|| format!("{kind} hook {path} cannot be started"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(state.to_string().as_bytes());
+        }
+        let deadline =
+            hook.timeout().map(|seconds| std::time::Instant::now() + Duration::from_secs(seconds.max(0) as u64));
+        let status = loop {
+            if let Some(status) = child.try_wait().with_context(|| format!("waiting for {kind} hook {path}"))? {
+                break status;
+            }
+            if deadline.is_some_and(|deadline| std::time::Instant::now() > deadline) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{kind} hook {path} did not end within its timeout ({} s)", hook.timeout().unwrap_or_default());
+            }
+            sleep(Duration::from_millis(2));
+        };
+        if !status.success() {
+            bail!("{kind} hook {path} failed: {status}");
+        }
+    }
+    Ok(())
 }
