@@ -95,9 +95,7 @@ pub fn delete(runtime: &oci::Runtime, args: &DeleteArgs) -> Result<i32> {
     state.remove()?;
     // poststop hooks: after the container is gone; a failure is a warning.
     let hooks = state.hooks.clone().unwrap_or_default();
-    if let Err(err) = oci::run_hooks("poststop", hooks.poststop().as_ref(), &stopped) {
-        runtime.note(&format!("warning: {err:#}"));
-    }
+    oci::run_hooks_warning(runtime, "poststop", hooks.poststop().as_ref(), &stopped);
     Ok(0)
 }
 

@@ -1308,8 +1308,6 @@ fn start(runtime: &oci::Runtime, id: &str) -> Result<i32> {
     sys!(fs::remove_file(&path))?;
     // A failing poststart hook is a warning: the container runs (runtime.md).
     let hooks = state.hooks.clone().unwrap_or_default();
-    if let Err(err) = oci::run_hooks("poststart", hooks.poststart().as_ref(), &state.to_json()) {
-        runtime.note(&format!("warning: {err:#}"));
-    }
+    oci::run_hooks_warning(runtime, "poststart", hooks.poststart().as_ref(), &state.to_json());
     Ok(0)
 }

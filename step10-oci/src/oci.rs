@@ -1260,6 +1260,16 @@ pub fn mount_point_of(path: &Path) -> Result<PathBuf> {
     Ok(best.unwrap_or_else(|| PathBuf::from("/")))
 }
 
+/// Runs hooks whose failure is only a warning (poststart, poststop): each
+/// one runs, whatever the ones before did (runtime.md, lifecycle).
+pub fn run_hooks_warning(runtime: &Runtime, kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) {
+    for hook in hooks.into_iter().flatten() {
+        if let Err(err) = run_hooks(kind, Some(&vec![hook.clone()]), state) {
+            runtime.note(&format!("warning: {err:#}"));
+        }
+    }
+}
+
 /// Runs the `kind` hooks (config.md, POSIX-platform hooks): programs on the
 /// host, each given the container's state as JSON on its stdin, one after
 /// the other, each within its timeout. The first failure is the error.
