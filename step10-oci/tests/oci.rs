@@ -89,15 +89,15 @@ impl Oci {
 
     /// `create --bundle B --pid-file P ID`, which must succeed; returns the pid.
     fn create(&self) -> u32 {
+        self.create_with(&[])
+    }
+
+    /// `create` with more options before the id.
+    fn create_with(&self, options: &[&str]) -> u32 {
         let pid_file = self.sandbox.dir.path().join("pid");
-        let output = self.call(&[
-            "create",
-            "--bundle",
-            self.bundle.to_str().unwrap(),
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            &self.id,
-        ]);
+        let bundle = self.bundle.to_str().unwrap();
+        let first = ["create", "--bundle", bundle, "--pid-file", pid_file.to_str().unwrap()];
+        let output = self.call(&[&first[..], options, &[self.id.as_str()]].concat());
         assert_eq!(code(&output), 0, "create failed: {}", stderr(&output));
         fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap()
     }
@@ -305,4 +305,56 @@ as_root!(pause_freezes_the_cgroup_and_resume_thaws_it, {
     assert_eq!(code(&oci.call(&["resume", &oci.id])), 0);
     assert_eq!(oci.status(), "running");
     assert!(!common::container::is_dead(pid));
+});
+
+as_root!(a_terminal_master_goes_to_the_console_socket_over_scm_rights, {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixListener;
+
+    let oci = Oci::new("tty", &["sh", "-c", "tty; echo done-on-the-terminal"]);
+    oci.config(|config| config["process"]["terminal"] = true.into());
+    let path = oci.sandbox.dir.path().join("console.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // The engine's side: accept, and receive one descriptor (SCM_RIGHTS).
+    let receiver = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut byte = [0u8; 16];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let message = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fds = Vec::new();
+        for cmsg in message.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(received) = cmsg {
+                fds.extend(received);
+            }
+        }
+        assert_eq!(fds.len(), 1, "expected one descriptor");
+        // SAFETY: the kernel just installed this descriptor for us.
+        unsafe { OwnedFd::from_raw_fd(fds[0]) }
+    });
+    oci.create_with(&["--console-socket", path.to_str().unwrap()]);
+    let master = receiver.join().unwrap();
+    let target = fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&master))).unwrap();
+    assert!(target.ends_with("ptmx"), "not a pty master: {}", target.display());
+    assert_eq!(code(&oci.call(&["start", &oci.id])), 0);
+    let mut terminal = fs::File::from(master);
+    let mut seen = String::new();
+    let mut chunk = [0u8; 256];
+    while !seen.contains("done-on-the-terminal") {
+        match terminal.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&chunk[..n])),
+        }
+    }
+    // The slave is the command's stdin/stdout, in the container's own devpts.
+    assert!(seen.contains("/dev/pts/0"), "{seen:?}");
+    assert!(seen.contains("done-on-the-terminal"), "{seen:?}");
 });
