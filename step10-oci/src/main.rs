@@ -1308,6 +1308,7 @@ fn start(runtime: &oci::Runtime, id: &str) -> Result<i32> {
     sys!(fs::remove_file(&path))?;
     // A failing poststart hook is a warning: the container runs (runtime.md).
     let hooks = state.hooks.clone().unwrap_or_default();
-    oci::run_hooks_warning(runtime, "poststart", hooks.poststart().as_ref(), &state.to_json());
+    let started = state.to_json_as(oci::Status::Running);
+    oci::run_hooks_warning(runtime, "poststart", hooks.poststart().as_ref(), &started);
     Ok(0)
 }

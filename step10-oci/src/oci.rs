@@ -272,7 +272,12 @@ impl State {
 
     /// The spec's state JSON, as `state` prints it.
     pub fn to_json(&self) -> serde_json::Value {
-        let status = self.status();
+        self.to_json_as(self.status())
+    }
+
+    /// The state JSON with `status` as given: a poststart hook is told
+    /// "running" even when the command has already exited (runtime.md).
+    pub fn to_json_as(&self, status: Status) -> serde_json::Value {
         json!({
             "ociVersion": OCI_VERSION,
             "id": self.id,
