@@ -122,7 +122,6 @@ pub fn exec(runtime: &oci::Runtime, args: &ExecArgs) -> Result<i32> {
     if status != oci::Status::Running {
         bail!("container {} is {}: exec needs a running container", args.id, status.name());
     }
-    let bundle = oci::Bundle::load(&state.bundle)?;
     let mut process = match &args.process {
         Some(file) => {
             let text = sys!(fs::read_to_string(file))?;
@@ -131,6 +130,7 @@ pub fn exec(runtime: &oci::Runtime, args: &ExecArgs) -> Result<i32> {
         }
         None if args.command.is_empty() => bail!("exec needs --process FILE or a command"),
         None => {
+            let bundle = oci::Bundle::load(&state.bundle)?;
             let mut process = bundle.spec.process().clone().context("config.json has no process")?;
             process.set_args(Some(args.command.clone()));
             process.set_terminal(Some(args.tty));
@@ -163,8 +163,8 @@ pub fn exec(runtime: &oci::Runtime, args: &ExecArgs) -> Result<i32> {
             joins.push((sys!(fs::File::open(&theirs))?, flag));
         }
     }
-    let seccomp = bundle.spec.linux().as_ref().and_then(|linux| linux.seccomp().as_ref());
-    let seccomp = seccomp.map(oci::seccomp_filter).transpose()?;
+    // The profile `create` recorded: config.json may have changed since.
+    let seccomp = state.seccomp.as_ref().map(oci::seccomp_filter).transpose()?;
     let cgroup = state.cgroup();
     if !args.detach {
         // The process will be our grandchild: adopt it when its parent exits.

@@ -939,6 +939,7 @@ fn create(runtime: &oci::Runtime, args: &CreateArgs) -> Result<i32> {
         created: oci::rfc3339(created.as_secs()),
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         hooks: bundle.spec.hooks().clone(),
+        seccomp: bundle.spec.linux().as_ref().and_then(|linux| linux.seccomp().clone()),
     };
     // The prestart and createRuntime hooks run on the host once the
     // container exists (runc runs them before pivot_root; here init is

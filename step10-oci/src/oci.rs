@@ -185,6 +185,7 @@ impl Runtime {
             created: field("created"),
             annotations,
             hooks: serde_json::from_value(record["hooks"].clone()).ok().flatten(),
+            seccomp: serde_json::from_value(record["seccomp"].clone()).ok().flatten(),
         })
     }
 }
@@ -205,6 +206,8 @@ pub struct State {
     /// config.json's hooks as `create` read them: later edits of the file
     /// must not change the container (runtime.md).
     pub hooks: Option<Hooks>,
+    /// config.json's seccomp profile, for `exec`, for the same reason.
+    pub seccomp: Option<LinuxSeccomp>,
 }
 
 /// The spec's four states (runtime-spec `runtime.md`), and runc's fifth.
@@ -242,6 +245,7 @@ impl State {
             "created": self.created,
             "annotations": self.annotations,
             "hooks": self.hooks,
+            "seccomp": self.seccomp,
         });
         let temporary = self.dir.join(format!("{STATE_FILE}.new"));
         sys!(fs::write(&temporary, record.to_string()))?;
