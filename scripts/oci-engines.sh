@@ -152,7 +152,9 @@ podman_kill_term() {
     id=$($podman run -d $options $image sh -c 'trap "exit 143" TERM; while :; do sleep 0.1; done') &&
         sleep 1 && expect 0 $podman kill --signal TERM "$id" && expect 0 $podman wait "$id" && has 143
 }
-podman_run_it() { expect 5 in_pty "$podman run --rm -it $options $image sh -c 'tty; exit 5'" && has /dev/pts/0; }
+# A command that prints and exits at once can be done before podman has
+# attached to its terminal, and its output is lost (with runc too): it waits.
+podman_run_it() { expect 5 in_pty "$podman run --rm -it $options $image sh -c 'sleep 0.5; tty; exit 5'" && has /dev/pts/0; }
 podman_memory() {
     expect 0 $podman run --rm $options --memory 64m $image \
         sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max' &&
@@ -162,6 +164,16 @@ podman_read_only() { expect 1 $podman run --rm $options --read-only $image touch
 podman_user() {
     expect 0 $podman run --rm $options --user 1000:1000 --cap-drop all $image sh -c 'id; grep CapEff /proc/self/status' &&
         has uid=1000 && has 0000000000000000
+}
+podman_volume() {
+    mkdir -p "$work/volume" && echo from-the-host >"$work/volume/file" &&
+        expect 0 $podman run --rm $options -v "$work/volume:/data:ro" --tmpfs /scratch:size=1m $image \
+            sh -c 'cat /data/file; touch /data/x; grep " /scratch " /proc/self/mountinfo' &&
+        has from-the-host && has 'Read-only file system' && has 'tmpfs.*size=1024k'
+}
+podman_privileged() {
+    expect 0 $podman run --rm $options --privileged $image grep -E 'CapEff|Seccomp:' /proc/self/status &&
+        has "$(grep CapBnd /proc/self/status | cut -f2)" && has 'Seccomp:.0'
 }
 podman_seccomp() { expect 0 $podman run --rm $options $image grep Seccomp: /proc/self/status && has 2; }
 
@@ -202,6 +214,8 @@ check_podman() {
     check "run --read-only: / cannot be written" podman_read_only
     check "run --user 1000:1000 --cap-drop all" podman_user
     check "run: podman's seccomp profile is loaded" podman_seccomp
+    check "run -v DIR:/data:ro --tmpfs: bind mount read-only, tmpfs with its size" podman_volume
+    check "run --privileged: every capability the host has, no seccomp" podman_privileged
     unset CONTAINERS_CONF
 }
 
@@ -217,7 +231,7 @@ ctr_pause() {
 }
 ctr_kill() { expect 0 $ctr task kill -s SIGKILL c2 && sleep 1 && expect 0 $ctr task ls && has 'c2.*STOPPED'; }
 ctr_rm() { expect 0 $ctr task rm c2 && expect 0 $ctr container rm c2 && test ! -e /run/containerd/runc/default/c2; }
-ctr_run_t() { expect 2 in_pty "$run --rm -t $image c3 sh -c 'tty; exit 2'" && has /dev/pts/0; }
+ctr_run_t() { expect 2 in_pty "$run --rm -t $image c3 sh -c 'sleep 0.5; tty; exit 2'" && has /dev/pts/0; }
 
 check_containerd() {
     engine=containerd

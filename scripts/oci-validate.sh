@@ -22,6 +22,13 @@
 #
 # Each program runs in a private mount namespace (unshare -m): some of the
 # suite's checks mount on the host's namespace otherwise. Each gets 120 s.
+#
+# Cgroups: the suite's absolute cgroupsPath is /cgrouptest, at the root of
+# each hierarchy, for the life of one container (both runtimes remove it).
+# Its relative one, testdir/cgrouptest, step10-oci puts under
+# docker-from-scratch/, but runc under the caller's own cgroup, which on a
+# shared machine belongs to its tooling: so the linux_cgroups_relative_*
+# programs run for step10-oci only, unless RELATIVE_CGROUPS=all.
 
 set -u
 
@@ -70,6 +77,13 @@ for name in $RUNTIMES; do
     mkdir -p "$OUT/$name"
     for program in $programs; do
         test=$(basename "$program" .t)
+        case "$name:$test:${RELATIVE_CGROUPS:-}" in
+        step10-oci:* | *:all) ;;
+        *:linux_cgroups_relative_*)
+            echo "# skipped: $name would put a relative cgroupsPath under the caller's cgroup" >"$OUT/$name/$test.tap"
+            continue
+            ;;
+        esac
         (cd "$src" && RUNTIME=$path timeout 120 unshare -m --propagation private "./$program") \
             >"$OUT/$name/$test.tap" 2>"$OUT/$name/$test.err" </dev/null
     done
@@ -87,7 +101,9 @@ for program in $programs; do
         tap=$OUT/$name/$test.tap
         ok=$(grep -c '^ok' "$tap")
         bad=$(grep -c '^not ok' "$tap")
-        if [ $((ok + bad)) = 0 ]; then
+        if grep -q '^# skipped' "$tap"; then
+            printf ' %-22s' "skipped"
+        elif [ $((ok + bad)) = 0 ]; then
             printf ' %-22s' "no result"
         else
             printf ' %-22s' "$ok ok, $bad not ok"
@@ -101,6 +117,7 @@ for name in $RUNTIMES; do
     bad=$(cat "$OUT/$name"/*.tap | grep -c '^not ok')
     none=0
     for tap in "$OUT/$name"/*.tap; do
+        grep -q '^# skipped' "$tap" && continue
         [ "$(grep -c '^\(not \)\{0,1\}ok' "$tap")" = 0 ] && none=$((none + 1))
     done
     printf ' %-22s' "$ok/$bad/$none"

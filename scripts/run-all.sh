@@ -994,6 +994,24 @@ oci_lifecycle() {
     [ ! -e "$work/oci/dfs-run-all" ] || { echo "state left behind"; return 1; }
     ! ls -d /sys/fs/cgroup/*/docker-from-scratch/dfs-run-all /sys/fs/cgroup/docker-from-scratch/dfs-run-all 2>/dev/null
 }
+# pause/resume: the freezer (freezer.state on v1, cgroup.freeze on v2), as
+# `state` and the kernel's own file say.
+oci_pause() {
+    bundle=$work/bundle-pause
+    rm -rf "$bundle"
+    mkdir -p "$bundle"
+    ln -s "$images/busybox/rootfs" "$bundle/rootfs"
+    oci spec --bundle "$bundle" -- sleep 100 || return 1
+    oci create --bundle "$bundle" dfs-run-all-pause </dev/null >/dev/null 2>"$log/err" || { cat "$log/err"; return 1; }
+    oci start dfs-run-all-pause && oci pause dfs-run-all-pause || return 1
+    oci state dfs-run-all-pause | grep -q '"status": "paused"' || { echo "not paused"; return 1; }
+    frozen=$(cat /sys/fs/cgroup/freezer/docker-from-scratch/dfs-run-all-pause/freezer.state \
+        /sys/fs/cgroup/docker-from-scratch/dfs-run-all-pause/cgroup.freeze 2>/dev/null)
+    case "$frozen" in FROZEN | 1) ;; *) echo "the cgroup is not frozen: $frozen"; return 1 ;; esac
+    oci resume dfs-run-all-pause || return 1
+    oci state dfs-run-all-pause | grep -q '"status": "running"' || { echo "not running after resume"; return 1; }
+    oci delete --force dfs-run-all-pause && [ ! -e "$work/oci/dfs-run-all-pause" ]
+}
 oci_bad_bundle() {
     ! oci create --bundle "$work/no-such-bundle" dfs-run-all-bad </dev/null >/dev/null 2>"$log/err" &&
         [ "$(wc -l <"$log/err")" = 1 ] && [ ! -e "$work/oci/dfs-run-all-bad" ]
@@ -1001,6 +1019,7 @@ oci_bad_bundle() {
 check_step10() {
     check_step09
     check "OCI: create stops before exec, start runs, delete leaves nothing" oci_lifecycle
+    check "OCI: pause freezes the cgroup, resume thaws it" oci_pause
     check "OCI: a bad bundle is one line, and nothing is left" oci_bad_bundle
 }
 

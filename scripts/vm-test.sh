@@ -17,6 +17,7 @@
 #   VM_ACCEL    qemu accelerator (default tcg: software emulation, which is
 #               what works everywhere; `kvm` is faster where KVM is usable)
 #   CI          passed on into the VM, so run-all.sh sees the same value
+#   VM_STEPS    the steps run-all.sh checks in the VM (default: all), e.g. `10`
 #
 # How it works:
 #   1. a root file system is assembled in a temp dir: static busybox as the
@@ -156,6 +157,7 @@ cat > "$root/sbin/vm-init" <<EOF
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 export CI='${CI:-}'
+export VM_STEPS='${VM_STEPS:-}'
 EOF
 cat >> "$root/sbin/vm-init" <<'EOF'
 
@@ -202,7 +204,7 @@ cd /workspace
     # The state on the ext4 disk, where the runtime keeps it by default, not
     # in run-all.sh's default temp dir: /tmp here is a tmpfs.
     exec env BIN_DIR=/workspace/target/release \
-        STATE_DIR=/var/lib/docker-from-scratch sh scripts/run-all.sh
+        STATE_DIR=/var/lib/docker-from-scratch sh scripts/run-all.sh $VM_STEPS
 ) </dev/null >&3 2>&1
 status=$?
 echo "VM-TEST-END" >&3

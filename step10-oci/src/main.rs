@@ -920,7 +920,8 @@ fn create(runtime: &oci::Runtime, args: &CreateArgs) -> Result<i32> {
         bail!("process.terminal is true but no --console-socket was given: the terminal's master would go nowhere");
     }
     let dir = runtime.make_dir(&args.id)?;
-    let made = make_container(&bundle, args, &dir, &cgroup_path);
+    let cgroup_owned = oci::first_missing(&cgroup_path);
+    let made = make_container(&bundle, args, &dir, &cgroup_path, &cgroup_owned);
     let pid = match made {
         Ok(pid) => pid,
         Err(err) => {
@@ -936,6 +937,7 @@ fn create(runtime: &oci::Runtime, args: &CreateArgs) -> Result<i32> {
         start_time: common::container::start_time(pid).unwrap_or_default(),
         bundle: bundle.dir.clone(),
         cgroup: cgroup_path,
+        cgroup_owned,
         created: oci::rfc3339(created.as_secs()),
         annotations: bundle.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
         hooks: bundle.spec.hooks().clone(),
@@ -962,7 +964,7 @@ fn create(runtime: &oci::Runtime, args: &CreateArgs) -> Result<i32> {
 }
 
 /// The exec fifo, the cgroup and init; on failure, what was made is removed.
-fn make_container(bundle: &oci::Bundle, args: &CreateArgs, dir: &Path, cgroup_path: &str) -> Result<u32> {
+fn make_container(bundle: &oci::Bundle, args: &CreateArgs, dir: &Path, cgroup_path: &str, owned: &str) -> Result<u32> {
     // The rendezvous of `create` and `start`, two processes that never meet
     // otherwise: a named pipe (fifo(7)). Opening it for writing blocks until
     // someone opens it for reading, so init, stopped in that open(2), is
@@ -971,10 +973,10 @@ fn make_container(bundle: &oci::Bundle, args: &CreateArgs, dir: &Path, cgroup_pa
     let fifo = dir.join(oci::EXEC_FIFO);
     sys!(mkfifo(&fifo, Mode::from_bits_truncate(0o622)))?;
     sys!(fs::set_permissions(&fifo, fs::Permissions::from_mode(0o622)))?;
-    let cgroup = oci::create_cgroup(bundle, cgroup_path)?;
+    let cgroup = oci::create_cgroup(bundle, cgroup_path, owned)?;
     let spawned = oci_spawn(bundle, args, &fifo, &cgroup, cgroup_path);
     if spawned.is_err() {
-        let _ = oci::remove_cgroup(&cgroup);
+        let _ = oci::remove_cgroup(&cgroup, owned);
     }
     spawned
 }

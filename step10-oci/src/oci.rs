@@ -182,6 +182,7 @@ impl Runtime {
             start_time: record["start_time"].as_u64().unwrap_or_default(),
             bundle: PathBuf::from(field("bundle")),
             cgroup: field("cgroup"),
+            cgroup_owned: field("cgroup_owned"),
             created: field("created"),
             annotations,
             hooks: serde_json::from_value(record["hooks"].clone()).ok().flatten(),
@@ -201,6 +202,9 @@ pub struct State {
     pub bundle: PathBuf,
     /// The cgroup, relative to each hierarchy's root.
     pub cgroup: String,
+    /// The topmost directory of `cgroup` that `create` made (parents it
+    /// made on the way, as `a` of `a/b`): `delete` removes up to it.
+    pub cgroup_owned: String,
     pub created: String,
     pub annotations: BTreeMap<String, String>,
     /// config.json's hooks as `create` read them: later edits of the file
@@ -242,6 +246,7 @@ impl State {
             "start_time": self.start_time,
             "bundle": self.bundle,
             "cgroup": self.cgroup,
+            "cgroup_owned": self.cgroup_owned,
             "created": self.created,
             "annotations": self.annotations,
             "hooks": self.hooks,
@@ -368,7 +373,7 @@ impl State {
     /// Removes what `create` made: the cgroup (once empty) and the state
     /// directory. The processes must be gone already.
     pub fn remove(&self) -> Result<()> {
-        remove_cgroup(&self.cgroup())?;
+        remove_cgroup(&self.cgroup(), &self.cgroup_owned)?;
         sys!(fs::remove_dir_all(&self.dir))?;
         Ok(())
     }
@@ -528,14 +533,14 @@ fn controllers() -> Option<Vec<String>> {
 /// Creates the container's cgroup and writes `linux.resources` into it:
 /// step09's `create_cgroup`, with the values from config.json instead of
 /// Docker's options.
-pub fn create_cgroup(bundle: &Bundle, path: &str) -> Result<Cgroup> {
+pub fn create_cgroup(bundle: &Bundle, path: &str, owned: &str) -> Result<Cgroup> {
     let lock = common::cgroup::lock_parent()?;
     let created = sys!(Cgroup::new_with_specified_controllers(hierarchies::auto(), path, controllers()));
     drop(lock);
     let cgroup = created?;
     let applied = apply_resources(bundle, &cgroup);
     if applied.is_err() {
-        let _ = remove_cgroup(&cgroup);
+        let _ = remove_cgroup(&cgroup, owned);
     }
     applied.map(|()| cgroup)
 }
@@ -734,7 +739,56 @@ const ACCESS: &[(&str, &[DevicePermissions])] =
 /// Removes a container's cgroup (step09's removal: retried while the kernel
 /// says EBUSY; the project's parent goes too when empty). The processes in
 /// it are killed first: after `delete`, nothing of the container runs.
-pub fn remove_cgroup(cgroup: &Cgroup) -> Result<()> {
+pub fn remove_cgroup(cgroup: &Cgroup, owned: &str) -> Result<()> {
+    let removed = remove_leaf(cgroup);
+    // The parents `create` made (a/b/c: a and b), then the project's
+    // parent, when empty: rmdir(2) refuses one that is not.
+    let mut dir = Path::new(cgroup.path()).parent().map(Path::to_path_buf);
+    while let Some(relative) = dir.filter(|relative| relative.starts_with(owned) && !owned.is_empty()) {
+        for root in hierarchy_roots() {
+            let _ = fs::remove_dir(root.join(&relative));
+        }
+        dir = relative.parent().map(Path::to_path_buf);
+    }
+    let _lock = common::cgroup::lock_parent()?;
+    for root in hierarchy_roots() {
+        let _ = fs::remove_dir(root.join(common::CGROUP_PARENT));
+    }
+    removed
+}
+
+/// The root of every cgroup hierarchy: each v1 controller's directory, or
+/// the single v2 one.
+fn hierarchy_roots() -> Vec<PathBuf> {
+    if hierarchies::is_cgroup2_unified_mode() {
+        return vec![PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT)];
+    }
+    let dirs = fs::read_dir("/sys/fs/cgroup").map(|dirs| dirs.filter_map(Result::ok).map(|entry| entry.path()));
+    dirs.map(|dirs| dirs.filter(|dir| dir.join("cgroup.procs").exists()).collect()).unwrap_or_default()
+}
+
+/// The topmost missing directory on the way to cgroup `path` (`a` for
+/// `a/b/c` when `a` does not exist yet), below the project's own parent:
+/// what `create` is about to make, and `delete` will remove.
+pub fn first_missing(path: &str) -> String {
+    let root = hierarchy_roots().into_iter().find(|root| root.ends_with("memory")).unwrap_or_else(|| {
+        hierarchy_roots().into_iter().next().unwrap_or_else(|| PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT))
+    });
+    let mut prefix = PathBuf::new();
+    for part in Path::new(path).components() {
+        prefix.push(part);
+        if prefix == Path::new(common::CGROUP_PARENT) {
+            continue;
+        }
+        if !root.join(&prefix).exists() {
+            return prefix.to_string_lossy().into_owned();
+        }
+    }
+    path.to_string()
+}
+
+/// The container's own cgroup, once its processes are gone.
+fn remove_leaf(cgroup: &Cgroup) -> Result<()> {
     if !cgroup.exists() {
         return Ok(());
     }

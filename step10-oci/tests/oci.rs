@@ -358,3 +358,21 @@ as_root!(a_terminal_master_goes_to_the_console_socket_over_scm_rights, {
     assert!(seen.contains("/dev/pts/0"), "{seen:?}");
     assert!(seen.contains("done-on-the-terminal"), "{seen:?}");
 });
+
+as_root!(a_relative_cgroups_path_goes_under_the_project_parent_and_delete_removes_what_create_made, {
+    let oci = Oci::new("nested", &["sleep", "100"]);
+    let nested = format!("{}-outer/inner", oci.id);
+    oci.config(|config| config["linux"]["cgroupsPath"] = nested.clone().into());
+    let pid = oci.create();
+    // The kernel's view: init is in docker-from-scratch/ID-outer/inner, in
+    // every hierarchy, whatever the caller's own cgroup is.
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let expected = format!("/{}/{nested}", common::CGROUP_PARENT);
+    assert!(cgroups.lines().any(|line| line.ends_with(&expected)), "{cgroups}");
+    assert_eq!(code(&oci.call(&["delete", "--force", &oci.id])), 0);
+    for hierarchy in fs::read_dir("/sys/fs/cgroup").unwrap().filter_map(Result::ok) {
+        let outer = hierarchy.path().join(common::CGROUP_PARENT).join(format!("{}-outer", oci.id));
+        assert!(!outer.exists(), "{} left behind", outer.display());
+    }
+    oci.assert_gone();
+});
