@@ -63,14 +63,14 @@ impl Oci {
         oci
     }
 
-    /// `step10-oci --root ROOT ARGS...`, to completion. For `create`, whose
-    /// stdio becomes the container's, stdout goes to /dev/null and stderr to
-    /// a file: a pipe would stay open (and `output()` wait) for as long as
-    /// the container lives.
+    /// `step10-oci --root ROOT ARGS...`, to completion. For `create` and
+    /// `exec --detach`, whose stdio becomes the container's process's,
+    /// stdout goes to /dev/null and stderr to a file: a pipe would stay open
+    /// (and `output()` wait) for as long as that process lives.
     fn call(&self, args: &[&str]) -> Output {
         let mut command = Command::new(BINARY);
         command.arg("--root").arg(&self.root).args(args);
-        if args.first() != Some(&"create") {
+        if args.first() != Some(&"create") && !args.contains(&"--detach") {
             return command.output().expect("cannot run step10-oci");
         }
         let log = self.sandbox.dir.path().join("create.stderr");
@@ -375,4 +375,83 @@ as_root!(a_relative_cgroups_path_goes_under_the_project_parent_and_delete_remove
         assert!(!outer.exists(), "{} left behind", outer.display());
     }
     oci.assert_gone();
+});
+
+as_root!(a_user_namespace_from_the_bundle_maps_root_to_the_host_ids_it_names, {
+    let oci = Oci::new("userns", &["sleep", "100"]);
+    oci.config(|config| {
+        config["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map;
+    });
+    // The container's root is uid 100000 on the host: it must be able to
+    // reach the root filesystem (the sandbox keeps its images 0700).
+    for dir in [oci.sandbox.images.clone(), oci.sandbox.images.join(common::DEFAULT_IMAGE)] {
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+    }
+    let pid = oci.create();
+    assert_eq!(code(&oci.call(&["start", &oci.id])), 0);
+    oci.wait_for("running");
+    let map: Vec<String> =
+        fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap().split_whitespace().map(String::from).collect();
+    assert_eq!(map, ["0", "100000", "65536"]);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find(|line| line.starts_with("Uid:")).unwrap();
+    assert_eq!(uids.split_whitespace().nth(1), Some("100000"), "{uids}");
+    assert_ne!(testing::namespace(&pid.to_string(), "user"), testing::namespace("self", "user"));
+});
+
+as_root!(exec_detach_writes_the_host_pid_of_the_new_process, {
+    let oci = Oci::new("detach", &["sleep", "100"]);
+    oci.create();
+    assert_eq!(code(&oci.call(&["start", &oci.id])), 0);
+    oci.wait_for("running");
+    let process = oci.sandbox.dir.path().join("process.json");
+    fs::write(
+        &process,
+        serde_json::json!({
+            "args": ["sleep", "50"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let pid_file = oci.sandbox.dir.path().join("exec.pid");
+    let output = oci.call(&[
+        "exec",
+        "--process",
+        process.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--detach",
+        &oci.id,
+    ]);
+    assert_eq!(code(&output), 0, "exec: {}", stderr(&output));
+    let pid: u32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // The pid file is written as the process execs (its socket closes on
+    // exec); its new command line shows a moment later.
+    let started = Instant::now();
+    let mut cmdline = String::new();
+    while cmdline.is_empty() && started.elapsed() < Duration::from_secs(2) {
+        cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        sleep(Duration::from_millis(10));
+    }
+    assert_eq!(cmdline, "sleep\u{0}50\u{0}");
+    let listed: Vec<u32> = serde_json::from_slice(&oci.call(&["ps", "--format", "json", &oci.id]).stdout).unwrap();
+    assert!(listed.contains(&pid), "{listed:?} lacks {pid}");
+    // kill --all reaches it too.
+    assert_eq!(code(&oci.call(&["kill", "--all", &oci.id, "KILL"])), 0);
+    oci.wait_for("stopped");
+});
+
+as_root!(a_failure_goes_to_the_log_as_one_json_line, {
+    let oci = Oci::new("log", &["true"]);
+    let log = oci.sandbox.dir.path().join("log.json");
+    let output = oci.call(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", "no-such-container"]);
+    assert_one_line_failure(&output);
+    let text = fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let entry: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(entry["level"], "error");
+    assert!(entry["msg"].as_str().unwrap().contains("no-such-container"), "{text}");
 });
