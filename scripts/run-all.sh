@@ -34,7 +34,7 @@ set -u
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 STEPS="step01-fork-exec step02-chroot step03-mount-ns step04-pivot-root step05-overlay
-step06-pid-ns step07-user-ns step08-cgroups step09-oom"
+step06-pid-ns step07-user-ns step08-cgroups step09-oom step10-oci"
 
 say() { echo "run-all: $*" >&2; }
 
@@ -85,7 +85,7 @@ if command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
         missing="$missing build-essential"
     fi
     case "$selected" in
-    *step0[2-9]-*) installed busybox-static || missing="$missing busybox-static" ;;
+    *step0[2-9]-* | *step1[0-9]-*) installed busybox-static || missing="$missing busybox-static" ;;
     esac
     if [ -n "$missing" ]; then
         say "installing$missing (apt-get update, then apt-get install$missing)"
@@ -1035,6 +1035,65 @@ check_step09() {
     check_oom
     check_layers 1000
     check_nothing_left
+}
+
+# step10: the OCI lifecycle, as an engine drives it (scripts/oci-engines.sh
+# runs it under podman and containerd themselves).
+oci() {
+    "$BIN_DIR/$step" --root "$work/oci" "$@"
+}
+oci_lifecycle() {
+    bundle=$work/bundle
+    rm -rf "$bundle"
+    mkdir -p "$bundle"
+    ln -s "$images/busybox/rootfs" "$bundle/rootfs"
+    oci spec --bundle "$bundle" -- sleep 0.3 || return 1
+    # create's stdio becomes the container's: not this script's pipes.
+    oci create --bundle "$bundle" --pid-file "$work/oci.pid" dfs-run-all </dev/null >/dev/null 2>"$log/err" ||
+        { cat "$log/err"; return 1; }
+    pid=$(cat "$work/oci.pid")
+    oci state dfs-run-all | grep -q '"status": "created"' || { echo "not created"; return 1; }
+    # Stopped in front of the exec fifo: still the runtime's program.
+    [ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$BIN_DIR/$step")" ] || { echo "exec'd before start"; return 1; }
+    oci start dfs-run-all || return 1
+    oci state dfs-run-all | grep -q '"status": "running"' || { echo "not running after start"; return 1; }
+    tries=0
+    while ! oci state dfs-run-all | grep -q '"status": "stopped"'; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || { echo "never stopped"; return 1; }
+        sleep 0.1
+    done
+    oci delete dfs-run-all || return 1
+    [ ! -e "$work/oci/dfs-run-all" ] || { echo "state left behind"; return 1; }
+    ! ls -d /sys/fs/cgroup/*/docker-from-scratch/dfs-run-all /sys/fs/cgroup/docker-from-scratch/dfs-run-all 2>/dev/null
+}
+# pause/resume: the freezer (freezer.state on v1, cgroup.freeze on v2), as
+# `state` and the kernel's own file say.
+oci_pause() {
+    bundle=$work/bundle-pause
+    rm -rf "$bundle"
+    mkdir -p "$bundle"
+    ln -s "$images/busybox/rootfs" "$bundle/rootfs"
+    oci spec --bundle "$bundle" -- sleep 100 || return 1
+    oci create --bundle "$bundle" dfs-run-all-pause </dev/null >/dev/null 2>"$log/err" || { cat "$log/err"; return 1; }
+    oci start dfs-run-all-pause && oci pause dfs-run-all-pause || return 1
+    oci state dfs-run-all-pause | grep -q '"status": "paused"' || { echo "not paused"; return 1; }
+    frozen=$(cat /sys/fs/cgroup/freezer/docker-from-scratch/dfs-run-all-pause/freezer.state \
+        /sys/fs/cgroup/docker-from-scratch/dfs-run-all-pause/cgroup.freeze 2>/dev/null)
+    case "$frozen" in FROZEN | 1) ;; *) echo "the cgroup is not frozen: $frozen"; return 1 ;; esac
+    oci resume dfs-run-all-pause || return 1
+    oci state dfs-run-all-pause | grep -q '"status": "running"' || { echo "not running after resume"; return 1; }
+    oci delete --force dfs-run-all-pause && [ ! -e "$work/oci/dfs-run-all-pause" ]
+}
+oci_bad_bundle() {
+    ! oci create --bundle "$work/no-such-bundle" dfs-run-all-bad </dev/null >/dev/null 2>"$log/err" &&
+        [ "$(wc -l <"$log/err")" = 1 ] && [ ! -e "$work/oci/dfs-run-all-bad" ]
+}
+check_step10() {
+    check_step09
+    check "OCI: create stops before exec, start runs, delete leaves nothing" oci_lifecycle
+    check "OCI: pause freezes the cgroup, resume thaws it" oci_pause
+    check "OCI: a bad bundle is one line, and nothing is left" oci_bad_bundle
 }
 
 # --- main ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@
 #   CI          passed on into the VM, so run-all.sh sees the same value
 #   VM_SCRIPT   a script of the workspace to run instead of scripts/run-all.sh
 #               (a path relative to the workspace), to try an exercise on v2
+#   VM_STEPS    the steps run-all.sh checks in the VM (default: all), e.g. `10`
+#               (passed to VM_SCRIPT as its arguments)
 #
 # How it works:
 #   1. a root file system is assembled in a temp dir: static busybox as the
@@ -160,6 +162,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 export CI='${CI:-}'
 script='$script'
+export VM_STEPS='${VM_STEPS:-}'
 EOF
 cat >> "$root/sbin/vm-init" <<'EOF'
 
@@ -206,7 +209,7 @@ cd /workspace
     # The state on the ext4 disk, where the runtime keeps it by default, not
     # in run-all.sh's default temp dir: /tmp here is a tmpfs.
     exec env BIN_DIR=/workspace/target/release \
-        STATE_DIR=/var/lib/docker-from-scratch sh "$script"
+        STATE_DIR=/var/lib/docker-from-scratch sh "$script" $VM_STEPS
 ) </dev/null >&3 2>&1
 status=$?
 echo "VM-TEST-END" >&3

@@ -55,6 +55,13 @@ impl Filter {
     pub fn programs(&self) -> usize {
         self.programs.len()
     }
+
+    /// A filter compiled elsewhere, from a profile that is not Docker's: an
+    /// OCI bundle's `linux.seccomp` (step10), loaded by the same
+    /// [`seccomp_set_mode_filter`]. `allowed` and `errnos` are for `--trace`.
+    pub fn from_programs(programs: Vec<BpfProgram>, allowed: usize, errnos: Vec<String>) -> Filter {
+        Filter { programs, allowed, errnos }
+    }
 }
 
 impl fmt::Debug for Filter {
