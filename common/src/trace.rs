@@ -279,7 +279,34 @@ pub trait ViaDebug {
 
 impl<T: Debug + ?Sized> ViaDebug for Shown<'_, T> {
     fn show(&self) -> String {
-        format!("{:?}", self.0)
+        let mut shown = Capped(String::new());
+        // An error here is only Capped saying "enough".
+        let _ = std::fmt::Write::write_fmt(&mut shown, format_args!("{:?}", self.0));
+        shown.0
+    }
+}
+
+/// The most of an argument's `Debug` form that is kept. Every `sys!` call
+/// formats its arguments, traced or not (an error names them too), and no
+/// trace line or error shows more than a path's worth of one; without a cap,
+/// clone(2)'s 1 MiB stack was formatted in full on every run, as
+/// `[0, 0, 0, …]`: 3 MiB of memory and milliseconds, to print `[…]`.
+const SHOWN_MOST: usize = 16 * 1024;
+
+/// A `fmt::Write` that keeps the first [`SHOWN_MOST`] bytes, then fails,
+/// which stops the `Debug` implementation that is writing.
+struct Capped(String);
+
+impl std::fmt::Write for Capped {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let room = SHOWN_MOST - self.0.len();
+        if text.len() <= room {
+            self.0.push_str(text);
+            return Ok(());
+        }
+        let cut = (0..=room).rev().find(|at| text.is_char_boundary(*at)).unwrap_or(0);
+        self.0.push_str(&text[..cut]);
+        Err(std::fmt::Error)
     }
 }
 
@@ -342,6 +369,15 @@ macro_rules! sys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_argument_is_formatted_only_as_far_as_shown() {
+        let stack = vec![0u8; 1024 * 1024];
+        let shown = (&Shown(&stack)).show();
+        assert_eq!(shown.len(), SHOWN_MOST);
+        assert_eq!(strace_style(&shown), "[…]");
+        assert_eq!((&Shown(&"/var/lib/x")).show(), "\"/var/lib/x\"");
+    }
 
     #[test]
     fn values_read_as_strace_writes_them() {
