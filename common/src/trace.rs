@@ -159,6 +159,8 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
             other => other.to_string(),
         },
         ("socket", 3, _) if shown == "NULL" => "0".to_string(),
+        // write(2)'s buffer as strace shows it: `"0"`, not `[48]`.
+        ("write", 1, _) => text_of_bytes(shown).unwrap_or_else(|| shown.to_string()),
         // cgroups-rs's hierarchy: which cgroup version, not its fields.
         ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V1") => "cgroup_v1".to_string(),
         ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V2") => "cgroup_v2".to_string(),
@@ -169,6 +171,16 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
         }
         _ => shown.to_string(),
     }
+}
+
+/// `[48, 10]` (a byte slice's `Debug` form) as `"0\n"`, when every byte is
+/// printable ASCII or a newline.
+fn text_of_bytes(shown: &str) -> Option<String> {
+    let inner = shown.strip_prefix('[')?.strip_suffix(']')?;
+    let bytes: Vec<u8> = inner.split(", ").map(|byte| byte.parse().ok()).collect::<Option<_>>()?;
+    let text =
+        String::from_utf8(bytes).ok().filter(|text| text.chars().all(|c| c == '\n' || (' '..='~').contains(&c)))?;
+    Some(format!("{:?}", text))
 }
 
 /// One part of a cgroup v1 device rule in the file's own notation: the type
@@ -373,16 +385,18 @@ mod tests {
     #[test]
     fn a_large_argument_is_formatted_only_as_far_as_shown() {
         let stack = vec![0u8; 1024 * 1024];
-        let shown = (&Shown(&stack)).show();
+        let shown = Shown(&stack).show();
         assert_eq!(shown.len(), SHOWN_MOST);
         assert_eq!(strace_style(&shown), "[…]");
-        assert_eq!((&Shown(&"/var/lib/x")).show(), "\"/var/lib/x\"");
+        assert_eq!(Shown(&"/var/lib/x").show(), "\"/var/lib/x\"");
     }
 
     #[test]
     fn values_read_as_strace_writes_them() {
         assert_eq!(strace_style("Some(\"proc\")"), "\"proc\"");
         assert_eq!(strace_style("None"), "NULL");
+        assert_eq!(by_position("write", 1, "[48]"), "\"0\"");
+        assert_eq!(by_position("write", 1, "[0, 255]"), "[0, 255]");
         assert_eq!(strace_style("MsFlags(MS_REC | MS_PRIVATE)"), "MS_REC|MS_PRIVATE");
         assert_eq!(strace_style("MsFlags(0x0)"), "0");
         assert_eq!(strace_style("Pid(4242)"), "4242");
