@@ -1,84 +1,128 @@
 #!/bin/bash
-# Compare how long step09-oom takes to start and end a container with runc,
-# side by side in one hyperfine run, and print the ratio.
+# Side by side, in one invocation: how long step09-oom (and step10-oci, by
+# `run` and as an engine calls it) takes to start a container and see it end,
+# against runc, bubblewrap, unshare+chroot and (on cgroup v2) crun; how long
+# the first unpack of a large image takes against GNU tar; the runtime's own
+# peak RSS; and whether the cost per container stays flat over 100 in a row
+# and 20 at once.
 #
 # Usage:   sudo scripts/bench.sh
-# Output:  hyperfine's progress and summary, its table in markdown, and a last
-#          line `step09-oom / runc = 0.31 (step09-oom is 3.2x faster than runc)`.
+# Output:  one table per part, medians in ms, ratios with the issue-12 targets
+#          (`step09-oom / runc run = 0.43 (target <= 0.2: MISSED)`). About half a
+#          minute on an idle 2-core machine with the defaults.
 #
-# Environment:
-#   BIN_DIR  directory with prebuilt step binaries; when unset, this script runs
-#            `cargo build --release -p step09-oom -p step05-overlay`
-#   RUNS     hyperfine --runs (default 50)
-#   WARMUP   hyperfine --warmup (default 5)
-#   MEMORY   the memory limit given to step09-oom and to runc (default 64m)
+# Environment (the defaults keep it to a few minutes on 2 cores):
+#   BIN_DIR     directory with prebuilt step binaries; when unset, this script
+#               runs `cargo build --release -p step09-oom -p step05-overlay -p step10-oci`
+#   ROUNDS      rounds of the start-to-exit part (default 30); each round runs
+#               every contender once, in an order rotated by one each round
+#   MEMORY      the memory limit given to the step binaries and the OCI bundle (default 64m)
+#   BIG_IMAGE   a large rootfs tarball for the unpack part (default
+#               /var/lib/docker-from-scratch/images/debian.tar, made by
+#               scripts/build-debian-image.sh); the part is skipped without it
+#   UNPACKS     rounds of the unpack part (default 3): tar, then step09, each into an empty directory
+#   SEQ         containers in a row (default 100)
+#   PAR         containers at once (default 20)
+#   PARTS       which parts to run (default "start unpack rss scale")
 #
-# Every contender runs /bin/true from the same busybox rootfs:
-#   step09-oom     user namespace (0:100000:65536, idmapped image), pid, uts,
-#                  ipc, net, mount and cgroup namespaces, overlay root,
-#                  pivot_root, Docker's capabilities and seccomp profile,
-#                  masked paths, a cgroup with a memory limit (no_new_privs
-#                  off, as Docker's default)
-#   step05-overlay overlay root and pivot_root in a mount namespace only: what
-#                  the later steps (more namespaces, user ns, cgroups) cost
-#   runc           an OCI bundle with the same namespaces, uid/gid maps,
-#                  capabilities, no_new_privs and memory limit (runc 1.1 has no
-#                  idmapped mounts: its rootfs is a copy chowned to 100000)
-#   bwrap          bubblewrap --unshare-all on a read-only bind of the image:
-#                  no cgroup, no overlay; a lower bound for "a process in new
-#                  namespaces"
-# Speed is only ever measured here, side by side, never by timed tests.
+# The contenders of the start-to-exit part all run /bin/true from the same
+# busybox rootfs:
+#   step09-oom      user namespace (0:100000:65536, idmapped image), pid, uts,
+#                   ipc, net, mount and cgroup namespaces, overlay root,
+#                   pivot_root, Docker's capabilities, seccomp profile and
+#                   masked paths, a cgroup with a memory limit
+#   step10-oci run  the same, from step10 (step09 plus the OCI interface)
+#   step10-oci oci  `create`, `start`, wait for init to end, `delete`: what an
+#                   engine (containerd's shim, podman's conmon) runs, on the
+#                   OCI bundle below
+#   step05-overlay  overlay root and pivot_root in a mount namespace only:
+#                   what the later steps (more namespaces, user ns, cgroups) cost
+#   runc run / runc oci  an OCI bundle with the same namespaces, uid/gid maps,
+#                   capabilities and memory limit (runc 1.1 has no idmapped
+#                   mounts: its rootfs is a copy chowned to 100000); `oci` is
+#                   the engine's create/start/delete, as for step10
+#   crun oci        the same bundle, only where the host is pure cgroup v2
+#                   (crun refuses a hybrid host); in the VM:
+#                   VM_SCRIPT=scripts/bench.sh sh scripts/vm-test.sh
+#   bwrap           bubblewrap --unshare-all on a read-only bind of the image:
+#                   no cgroup, no overlay, no user-ns map of its own choosing;
+#                   a lower bound for "a process in new namespaces"
+#   unshare+chroot  util-linux unshare (mount, uts, ipc, net, pid) and chroot
+#   /bin/true       the host's /bin/true: the cost of the measuring itself,
+#                   subtracted from every median before a ratio is taken
+# Each one is run once first and must succeed: a failing peer is fast, and
+# is left out with its error rather than timed.
 #
-# Everything it creates (a temporary state directory with the image, the
-# containers, the runc bundle and runc's state; runc's cgroup) is removed on
-# exit, even on failure or Ctrl-C.
+# Timing: bash's $EPOCHREALTIME around each command (fork + exec + wait),
+# interleaved, so that a change in the machine's load touches every
+# contender alike. (hyperfine, which this script used before, runs all of one
+# command's runs before the next command's: a build starting halfway through
+# would slow only the later contenders.) Speed is only ever measured here,
+# never by timed tests.
+#
+# Everything it creates (a temporary state directory with the images, the
+# containers, the bundle and the OCI runtimes' state; their cgroups) is
+# removed on exit, even on failure or Ctrl-C.
 
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=${RUNS:-50}
-WARMUP=${WARMUP:-5}
+ROUNDS=${ROUNDS:-30}
 MEMORY=${MEMORY:-64m}
-# runc's cgroup for each container, one at a time (the containers run one
-# after the other): set explicitly so runc never lands in our own cgroup.
-RUNC_CGROUP=docker-from-scratch-bench
+BIG_IMAGE=${BIG_IMAGE:-/var/lib/docker-from-scratch/images/debian.tar}
+UNPACKS=${UNPACKS:-3}
+SEQ=${SEQ:-100}
+PAR=${PAR:-20}
+PARTS=${PARTS:-start unpack rss scale}
+# The OCI runtimes' cgroup, one container at a time: under the project's
+# parent, so that nothing is made elsewhere in the host's tree.
+OCI_CGROUP=docker-from-scratch/bench-oci
 
 say() { echo "bench: $*" >&2; }
+part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ "$(id -u)" != 0 ]; then
     say "must run as root: the runtimes mount filesystems and create namespaces (sudo $0)"
     exit 1
 fi
+cgroup_v2=0
+[ -f /sys/fs/cgroup/cgroup.controllers ] && cgroup_v2=1
 
 # --- tools --------------------------------------------------------------------
 
 missing=()
-command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v runc >/dev/null || missing+=(runc)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v unshare >/dev/null || missing+=(util-linux)
+[ -x /usr/bin/time ] || missing+=(time)
+[ "$cgroup_v2" = 0 ] || command -v crun >/dev/null || missing+=(crun)
 if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq "${missing[@]}" >&2
+    if command -v apt-get >/dev/null; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get update -qq && apt-get install -y -qq "${missing[@]}"; } >&2 || say "could not install ${missing[*]}: those peers are left out"
+    else
+        say "no apt-get: ${missing[*]} left out"
+    fi
 fi
-command -v python3 >/dev/null || { say "python3 is needed to edit runc's config.json"; exit 1; }
+command -v python3 >/dev/null || { say "python3 is needed to edit config.json and compute medians"; exit 1; }
 
 # --- the binaries -------------------------------------------------------------
 
+steps="step09-oom step05-overlay step10-oci"
 if [ -z "${BIN_DIR:-}" ]; then
     command -v cargo >/dev/null || {
         say "cargo not found on root's PATH: build as yourself with"
-        say "  cargo build --release -p step09-oom -p step05-overlay"
+        say "  cargo build --release -p step09-oom -p step05-overlay -p step10-oci"
         say "then run: sudo BIN_DIR=target/release $0"
         exit 1
     }
-    say "cargo build --release -p step09-oom -p step05-overlay"
-    (cd "$repo" && cargo build --release -p step09-oom -p step05-overlay) >&2
+    say "cargo build --release -p step09-oom -p step05-overlay -p step10-oci"
+    (cd "$repo" && cargo build --release -p step09-oom -p step05-overlay -p step10-oci) >&2
     BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/release
 fi
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
-for step in step09-oom step05-overlay; do
+for step in $steps; do
     [ -x "$BIN_DIR/$step" ] || { say "no $BIN_DIR/$step: build it or fix BIN_DIR"; exit 1; }
 done
 
@@ -88,41 +132,33 @@ S=$(mktemp -d /tmp/bench.XXXXXX)
 # 711: root in the container is uid 100000 outside and must traverse it.
 chmod 711 "$S"
 bundle=$S/bundle
-runc_root=$S/runc-state
 parents_before=$(ls -d /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch 2>/dev/null || true)
+dirs="--image-dir $S/images --container-dir $S/containers"
 
-hyperfine_pid=
 cleanup() {
-    local status=$? id dir
+    local status=$? id dir rt
     trap - EXIT INT TERM
-    # Stop hyperfine and the run in progress (its own process group), and let
-    # that run clean up after itself: step09 and runc forward SIGTERM to the
-    # container and remove it.
-    if [ -n "$hyperfine_pid" ]; then
-        kill -TERM -- "-$hyperfine_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 -- "-$hyperfine_pid" 2>/dev/null || break
-            sleep 0.1
+    # Runs still going (the 20-at-once part): their own cleanup on SIGTERM.
+    jobs -p | xargs -r kill -TERM 2>/dev/null || true
+    wait 2>/dev/null || true
+    # OCI containers left by an interrupted run.
+    for rt in runc crun "$BIN_DIR/step10-oci"; do
+        [ -d "$S/state-${rt##*/}" ] || continue
+        for id in $(ls "$S/state-${rt##*/}" 2>/dev/null); do
+            "$rt" --root "$S/state-${rt##*/}" delete --force "$id" >/dev/null 2>&1 || true
         done
-    fi
-    # runc containers left by an interrupted run (normally `runc run` deletes its own).
-    if [ -d "$runc_root" ]; then
-        for id in $(runc --root "$runc_root" list -q 2>/dev/null); do
-            runc --root "$runc_root" delete -f "$id" >/dev/null 2>&1 || true
-        done
-    fi
-    rmdir /sys/fs/cgroup/$RUNC_CGROUP /sys/fs/cgroup/*/$RUNC_CGROUP 2>/dev/null || true
-    # A step09 container killed mid-run leaves its directory, and maybe its cgroup.
-    for dir in "$S"/containers/*/; do
+    done
+    rmdir /sys/fs/cgroup/$OCI_CGROUP /sys/fs/cgroup/*/$OCI_CGROUP 2>/dev/null || true
+    # A step container killed mid-run leaves its directory, and maybe its cgroup.
+    for dir in "$S"/containers/*/ "$S"/big-containers/*/; do
         [ -d "$dir" ] || continue
         id=$(basename "$dir")
         umount -R "$dir/merged" 2>/dev/null || true
-        umount "$dir/lower" 2>/dev/null || true
         rmdir /sys/fs/cgroup/docker-from-scratch/"$id" /sys/fs/cgroup/*/docker-from-scratch/"$id" 2>/dev/null || true
     done
     # The shared parent cgroup, only if this script made it: rmdir fails while
-    # any container uses it, and flock takes the lock step09 takes
-    # (common::cgroup::lock_parent) so that it never races a starting container.
+    # any container uses it, and flock takes the lock the steps take
+    # (common::cgroup::lock_parent), so that it never races a starting container.
     for dir in /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch; do
         [ -d "$dir" ] || continue
         case "$parents_before" in *"$dir"*) ;; *) flock /sys/fs/cgroup rmdir "$dir" 2>/dev/null || true ;; esac
@@ -134,27 +170,66 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- the image, for everyone --------------------------------------------------
+# now_us: microseconds since the epoch, from bash itself (no fork).
+now_us() { local t=$EPOCHREALTIME; echo "${t/[.,]/}"; }
+# timed CMD: runs CMD (a string, through eval) and prints its wall time in µs.
+timed() {
+    local t0 t1
+    t0=$EPOCHREALTIME
+    eval "$1" >/dev/null 2>&1 </dev/null || return 1
+    t1=$EPOCHREALTIME
+    echo $(( ${t1/[.,]/} - ${t0/[.,]/} ))
+}
+# peak_rss_kib CMD...: the peak RSS of CMD's process (and of the children it
+# waited for), from wait4(2)'s rusage as GNU time reports it. That figure
+# also counts the forked copy of the waiting process before exec: GNU time,
+# a small C program, is a low floor (its own /bin/true is printed too);
+# python or bash as the waiter would show their own size instead.
+peak_rss_kib() {
+    /usr/bin/time -f %M -o "$S/rss" "$@" >/dev/null 2>&1 </dev/null && cat "$S/rss" || echo failed
+}
+# stats: reads "name µs" lines, prints per name: median, min, p90 (ms).
+stats() {
+    python3 -c '
+import sys, statistics
+runs = {}
+for line in sys.stdin:
+    name, us = line.rsplit(" ", 1)
+    runs.setdefault(name, []).append(int(us) / 1000)
+for name, ms in runs.items():
+    ms.sort()
+    print(f"{name}\t{statistics.median(ms):.2f}\t{ms[0]:.2f}\t{ms[int(0.9 * (len(ms) - 1))]:.2f}\t{len(ms)}")
+'
+}
+
+echo "# scripts/bench.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r), cgroup $([ "$cgroup_v2" = 1 ] && echo v2 || echo "v1 (hybrid: $(ls /sys/fs/cgroup | tr '\n' ' '))")"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "binaries: $BIN_DIR ($(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?'))"
+echo
+
+# --- the busybox image, for everyone ------------------------------------------
 
 say "building the busybox image in $S/images"
-"$BIN_DIR/step09-oom" run --image-dir "$S/images" --container-dir "$S/containers" -- true 2>/dev/null || {
+"$BIN_DIR/step09-oom" run $dirs -- true 2>/dev/null || {
     say "step09-oom could not run a container here; its own error:"
-    "$BIN_DIR/step09-oom" run --image-dir "$S/images" --container-dir "$S/containers" -- true
+    "$BIN_DIR/step09-oom" run $dirs -- true
     exit 1
 }
 # The busybox image's one layer (images/busybox/rootfs links to it).
 rootfs=$(readlink -f "$S/images/busybox/rootfs")
 
-# --- the OCI bundle for runc --------------------------------------------------
+# --- the OCI bundle, for runc, crun and step10 --------------------------------
 
-mkdir -p "$bundle" "$runc_root"
+mkdir -p "$bundle"
 cp -a "$rootfs" "$bundle/rootfs"
-(cd "$bundle" && runc spec)
+(cd "$bundle" && runc spec 2>/dev/null || "$BIN_DIR/step10-oci" spec)
 
 # configure USERNS: rewrites config.json; USERNS=1 adds the user namespace and
 # shifts the rootfs' owners by 100000, as Docker's userns-remap does.
 configure() {
-    python3 - "$bundle" "$MEMORY" "$RUNC_CGROUP" "$1" <<'EOF'
+    python3 - "$bundle" "$MEMORY" "$OCI_CGROUP" "$1" <<'EOF'
 import json, os, sys
 
 bundle, memory, cgroup, userns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
@@ -198,51 +273,200 @@ for d, dirs, files in os.walk(image_root):
 EOF
 }
 
-runc_userns=1
-configure 1
-if ! runc_err=$(runc --root "$runc_root" run --bundle "$bundle" bench-probe-$$ 2>&1); then
-    say "runc with a user namespace failed here: $runc_err"
-    say "NOTE: runc runs WITHOUT a user namespace below; step09-oom still has one"
-    runc_userns=0
-    configure 0
-    runc --root "$runc_root" run --bundle "$bundle" bench-probe-$$ || {
-        say "runc fails here even without a user namespace"
-        exit 1
-    }
-fi
-"$BIN_DIR/step05-overlay" run --image-dir "$S/images" --container-dir "$S/containers" -- /bin/true 2>/dev/null
-bwrap --unshare-all --ro-bind "$rootfs" / --proc /proc --dev /dev /bin/true
-
-# --- the benchmark ------------------------------------------------------------
-
-dirs="--image-dir $S/images --container-dir $S/containers"
-runc_name=runc
-[ "$runc_userns" = 1 ] || runc_name="runc (no user ns)"
-# hyperfine runs each command through `sh -c` and subtracts the shell's own
-# start-up; `$$` (that shell's pid) makes each runc container id unique.
-say "hyperfine --warmup $WARMUP --runs $RUNS (memory limit $MEMORY)"
-# In its own process group, in the background and waited for: the traps then
-# run at once on a signal, and can stop it with the run it is timing.
-setsid hyperfine --warmup "$WARMUP" --runs "$RUNS" \
-    --export-markdown "$S/results.md" --export-json "$S/results.json" \
-    -n step09-oom "$BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true" \
-    -n "$runc_name" "runc --root $runc_root run --bundle $bundle bench-\$\$" \
-    -n step05-overlay "$BIN_DIR/step05-overlay run $dirs -- /bin/true" \
-    -n bwrap "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true" &
-hyperfine_pid=$!
-wait "$hyperfine_pid"
-hyperfine_pid=
-
-echo
-echo "## Results ($(date -u +%Y-%m-%d), $(nproc) cores, Linux $(uname -r), runc $(runc --version | sed -n 's/^runc version //p'))"
-echo
-cat "$S/results.md"
-echo
-python3 - "$S/results.json" "$runc_name" <<'EOF'
-import json, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-ours, runc = results["step09-oom"]["mean"], results[sys.argv[2]]["mean"]
-verdict = f"{runc / ours:.2f}x faster than" if ours < runc else f"{ours / runc:.2f}x slower than"
-print(f"step09-oom / {sys.argv[2]} = {ours / runc:.2f} "
-      f"({ours * 1e3:.2f} ms vs {runc * 1e3:.2f} ms: step09-oom is {verdict} {sys.argv[2]})")
+# What an engine does with an OCI runtime: create (init waits before exec),
+# start, wait for init to end (a zombie has ended: init's parent, `create`,
+# is gone), delete. RUNTIME is runc, crun or step10-oci.
+cat >"$S/engine.sh" <<'EOF'
+#!/bin/bash
+set -e
+rt=$1 root=$2 bundle=$3 id=b$$
+"$rt" --root "$root" create --bundle "$bundle" --pid-file "$root.$id.pid" "$id"
+pid=$(<"$root.$id.pid")
+rm -f "$root.$id.pid"
+"$rt" --root "$root" start "$id"
+state=R
+while [ "$state" != Z ] && read -r _ _ state _ 2>/dev/null <"/proc/$pid/stat"; do :; done
+"$rt" --root "$root" delete "$id"
 EOF
+chmod +x "$S/engine.sh"
+
+userns=1
+configure 1
+if ! err=$(runc --root "$S/state-runc" run --bundle "$bundle" probe-$$ 2>&1); then
+    say "runc with a user namespace failed here: $err"
+    say "NOTE: the OCI contenders run WITHOUT a user namespace below; step09-oom still has one"
+    userns=0
+    configure 0
+fi
+
+# --- part 1: start to exit of /bin/true ----------------------------------------
+
+names=() commands=()
+contender() { names+=("$1"); commands+=("$2"); }
+contender "/bin/true" "/bin/true"
+contender "step09-oom" "$BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true"
+contender "step10-oci run" "$BIN_DIR/step10-oci run $dirs --memory $MEMORY -- /bin/true"
+contender "step10-oci oci" "$S/engine.sh $BIN_DIR/step10-oci $S/state-step10-oci $bundle"
+contender "step05-overlay" "$BIN_DIR/step05-overlay run $dirs -- /bin/true"
+contender "runc run" "runc --root $S/state-runc run --bundle $bundle r\$BASHPID"
+contender "runc oci" "$S/engine.sh runc $S/state-runc $bundle"
+if [ "$cgroup_v2" = 1 ]; then
+    contender "crun oci" "$S/engine.sh crun $S/state-crun $bundle"
+fi
+contender "bwrap" "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true"
+contender "unshare+chroot" "unshare --mount --uts --ipc --net --pid --fork chroot $rootfs /bin/true"
+[ "$cgroup_v2" = 1 ] || echo "crun: left out, this host is not pure cgroup v2 (crun refuses a hybrid host); run it in the v2 VM"
+
+# Each must work first: a peer that fails at once would look fast.
+ok_names=() ok_commands=()
+for i in "${!names[@]}"; do
+    if err=$(eval "${commands[$i]}" 2>&1 </dev/null); then
+        ok_names+=("${names[$i]}")
+        ok_commands+=("${commands[$i]}")
+    else
+        echo "${names[$i]}: left out, it fails here: $(echo "$err" | tail -n 2 | tr '\n' ' ')"
+        [ "${names[$i]}" != step09-oom ] || exit 1
+    fi
+done
+
+if part start; then
+    say "start to exit of /bin/true: $ROUNDS rounds of ${#ok_names[@]} contenders, interleaved"
+    n=${#ok_names[@]}
+    for round in $(seq 1 "$ROUNDS"); do
+        for k in $(seq 0 $((n - 1))); do
+            i=$(( (k + round) % n ))
+            us=$(timed "${ok_commands[$i]}") || { say "${ok_names[$i]} failed in round $round"; exit 1; }
+            echo "${ok_names[$i]} $us"
+        done
+    done >"$S/start.txt"
+    stats <"$S/start.txt" >"$S/start.tsv"
+    echo
+    echo "## Start to exit of /bin/true (busybox rootfs, $ROUNDS interleaved rounds, --memory $MEMORY$([ "$userns" = 1 ] || echo '; OCI bundle WITHOUT user namespace'))"
+    echo
+    python3 - "$S/start.tsv" <<'EOF'
+import sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+median = {name: float(m) for name, m, *_ in rows}
+base = median.get("/bin/true", 0.0)
+net = {name: max(m - base, 0.001) for name, m in median.items()}
+print("| contender | median ms | min ms | p90 ms | runs | step09-oom / it (net of /bin/true) |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, m, lo, p90, n in rows:
+    ratio = "" if name == "/bin/true" else f"{net['step09-oom'] / net[name]:.2f}"
+    print(f"| {name} | {m} | {lo} | {p90} | {n} | {ratio} |")
+print()
+targets = [("step09-oom", "runc run", 0.2), ("step09-oom", "bwrap", 1.2), ("step09-oom", "crun oci", 1.0),
+           ("step10-oci run", "runc run", 0.2), ("step10-oci run", "bwrap", 1.2),
+           ("step10-oci oci", "runc oci", 0.2), ("step10-oci oci", "bwrap", 1.2), ("step10-oci oci", "crun oci", 1.0)]
+for ours, theirs, target in targets:
+    if ours in net and theirs in net:
+        ratio = net[ours] / net[theirs]
+        verdict = "met" if ratio <= target else "MISSED"
+        print(f"{ours} / {theirs} = {ratio:.2f} (target <= {target}: {verdict})")
+EOF
+fi
+
+# --- part 2: the first unpack of a large image, against tar -------------------
+
+if part unpack; then
+    echo
+    if [ ! -f "$BIG_IMAGE" ]; then
+        echo "## Unpack: skipped, no $BIG_IMAGE (make it with scripts/build-debian-image.sh, or set BIG_IMAGE)"
+    else
+        say "unpack of $BIG_IMAGE: $UNPACKS rounds of tar -x and step09-oom's first run"
+        # Both read the tarball from the page cache.
+        cat "$BIG_IMAGE" >/dev/null
+        big="--image-dir $S/big-images --container-dir $S/big-containers"
+        for round in $(seq 1 "$UNPACKS"); do
+            rm -rf "$S/tar-x" "$S/big-images"
+            mkdir "$S/tar-x"
+            # Each starts with no dirty pages of the one before to write back.
+            sync
+            us=$(timed "tar -xf $BIG_IMAGE -C $S/tar-x") || { say "tar -xf $BIG_IMAGE failed"; exit 1; }
+            echo "tar -x $us"
+            rm -rf "$S/tar-x"
+            sync
+            us=$(timed "$BIN_DIR/step09-oom run $big --image $BIG_IMAGE -- /bin/true") || { say "step09-oom could not run $BIG_IMAGE"; exit 1; }
+            echo "step09-oom first run $us"
+        done >"$S/unpack.txt"
+        # The store after the last first run, then a second start: it must
+        # find the layers unpacked and leave them as they are.
+        before=$(find "$S/big-images" -printf '%p %i %T@\n' | sort | md5sum)
+        us=$(timed "$BIN_DIR/step09-oom run $big --image $BIG_IMAGE -- /bin/true") || exit 1
+        echo "step09-oom second run $us" >>"$S/unpack.txt"
+        after=$(find "$S/big-images" -printf '%p %i %T@\n' | sort | md5sum)
+        rss=$(peak_rss_kib "$BIN_DIR/step09-oom" run $big --image "$BIG_IMAGE" -- /bin/true)
+        rm -rf "$S/big-images"
+        rss_first=$(peak_rss_kib "$BIN_DIR/step09-oom" run $big --image "$BIG_IMAGE" -- /bin/true)
+        echo "## First unpack of $(basename "$BIG_IMAGE") ($(( $(stat -c %s "$BIG_IMAGE") / 1048576 )) MiB, $(tar -tf "$BIG_IMAGE" | wc -l) entries), $UNPACKS rounds"
+        echo
+        echo "| what | median ms | min ms | p90 ms | runs |"
+        echo "|---|---:|---:|---:|---:|"
+        stats <"$S/unpack.txt" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5}' | tee "$S/unpack.tsv"
+        echo
+        # The disk's write-back makes single unpacks vary a lot: the fastest
+        # of each says most about the work itself, the medians are printed too.
+        awk -F' [|] ' '/tar -x/ {t=$2; tm=$3} /first run/ {f=$2; fm=$3} END {r=fm/tm; printf "step09-oom first run / tar -x = %.2f fastest to fastest (target <= 1.1: %s); %.2f median to median\n", r, (r <= 1.1 ? "met" : "MISSED"), f/t}' "$S/unpack.tsv"
+        [ "$before" = "$after" ] && echo "second start: nothing unpacked (the image store is unchanged: names, inodes, mtimes)" \
+            || echo "second start: the image store CHANGED (something was unpacked again)"
+        echo "peak RSS of step09-oom: first run (unpacking) ${rss_first} KiB, second run ${rss} KiB"
+    fi
+fi
+
+# --- part 3: the runtimes' own peak RSS ---------------------------------------
+
+if part rss; then
+    echo
+    echo "## Peak RSS (wait4's ru_maxrss of the runtime's process, busybox /bin/true)"
+    echo
+    echo "| runtime | peak RSS KiB |"
+    echo "|---|---:|"
+    echo "| /bin/true (the floor: GNU time's own fork) | $(peak_rss_kib /bin/true) |"
+    echo "| step09-oom | $(peak_rss_kib "$BIN_DIR/step09-oom" run $dirs --memory "$MEMORY" -- /bin/true) |"
+    echo "| step10-oci run | $(peak_rss_kib "$BIN_DIR/step10-oci" run $dirs --memory "$MEMORY" -- /bin/true) |"
+    echo "| step10-oci create | $(peak_rss_kib "$BIN_DIR/step10-oci" --root "$S/state-step10-oci" create --bundle "$bundle" rss-$$) |"
+    "$BIN_DIR/step10-oci" --root "$S/state-step10-oci" delete --force rss-$$ >/dev/null 2>&1 || true
+    echo "| runc run | $(peak_rss_kib runc --root "$S/state-runc" run --bundle "$bundle" rss-$$) |"
+    echo "| bwrap | $(peak_rss_kib bwrap --unshare-all --ro-bind "$rootfs" / --proc /proc --dev /dev /bin/true) |"
+    echo
+    echo "(target: step09-oom under 4096 KiB. ru_maxrss is the largest of the runtime and the children it waited for: its clone, which
+until exec is a copy of it, and the container's command)"
+fi
+
+# --- part 4: 100 in a row, 20 at once -----------------------------------------
+
+if part scale; then
+    say "$SEQ containers in a row, then 1, 5 and $PAR at once"
+    run09="$BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true"
+    for i in $(seq 1 "$SEQ"); do
+        timed "$run09" || { say "run $i of $SEQ failed"; exit 1; }
+    done >"$S/seq.txt"
+    echo
+    echo "## $SEQ containers in a row (step09-oom, /bin/true)"
+    echo
+    python3 - "$S/seq.txt" <<'EOF'
+import sys, statistics
+ms = [int(line) / 1000 for line in open(sys.argv[1])]
+k = max(len(ms) // 5, 1)
+first, last = statistics.median(ms[:k]), statistics.median(ms[-k:])
+print(f"total {sum(ms) / 1000:.2f} s; median {statistics.median(ms):.2f} ms, min {min(ms):.2f}, max {max(ms):.2f}")
+print(f"median of the first {k}: {first:.2f} ms, of the last {k}: {last:.2f} ms; last / first = {last / first:.2f} (flat: about 1)")
+EOF
+    echo
+    echo "## Containers at once (step09-oom, /bin/true): wall time for all, and per container"
+    echo
+    echo "| at once | wall ms | wall / container ms | each one's median ms |"
+    echo "|---:|---:|---:|---:|"
+    for n in 1 5 "$PAR"; do
+        rm -f "$S"/par.*
+        t0=$(now_us)
+        for i in $(seq 1 "$n"); do
+            (timed "$run09" >"$S/par.$i" || echo failed >"$S/par.$i") &
+        done
+        wait
+        t1=$(now_us)
+        if grep -q failed "$S"/par.*; then say "$(grep -l failed "$S"/par.* | wc -l) of $n runs failed"; exit 1; fi
+        each=$(cat "$S"/par.* | sed 's/^/x /' | stats | cut -f2)
+        awk -v n="$n" -v w="$(( t1 - t0 ))" -v e="$each" 'BEGIN {printf "| %d | %.1f | %.2f | %s |\n", n, w / 1000, w / 1000 / n, e}'
+    done
+fi

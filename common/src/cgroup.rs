@@ -200,6 +200,26 @@ pub fn check_created(cgroup: &Cgroup) -> Result<()> {
     Ok(())
 }
 
+/// cgroup v1: the `tasks` file of each hierarchy of a container's cgroup,
+/// open for writing, for the container's first process to join its cgroup
+/// itself (see step08's `spawn`); none on cgroup v2. Opened by the runtime,
+/// as root: the kernel checks the credentials a cgroup file was opened
+/// with, not those of the process that writes it.
+pub fn tasks_files(cgroup: &Cgroup) -> Result<Vec<std::fs::File>> {
+    if cgroup.v2() {
+        return Ok(Vec::new());
+    }
+    cgroup
+        .subsystems()
+        .iter()
+        .map(|subsystem| crate::sys!(open_for_writing(&subsystem.to_controller().path().join("tasks"))))
+        .collect()
+}
+
+fn open_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).open(path)
+}
+
 /// Held while a container's cgroup is created (with its parent, when that
 /// is missing) and while the empty parent is removed: an advisory flock(2)
 /// on /sys/fs/cgroup itself, so that no lock file is ever left behind.

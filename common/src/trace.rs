@@ -159,6 +159,8 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
             other => other.to_string(),
         },
         ("socket", 3, _) if shown == "NULL" => "0".to_string(),
+        // write(2)'s buffer as strace shows it: `"0"`, not `[48]`.
+        ("write", 1, _) => text_of_bytes(shown).unwrap_or_else(|| shown.to_string()),
         // cgroups-rs's hierarchy: which cgroup version, not its fields.
         ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V1") => "cgroup_v1".to_string(),
         ("Cgroup::new_with_specified_controllers", 0, _) if shown.starts_with("V2") => "cgroup_v2".to_string(),
@@ -169,6 +171,16 @@ fn by_position(name: &str, index: usize, shown: &str) -> String {
         }
         _ => shown.to_string(),
     }
+}
+
+/// `[48, 10]` (a byte slice's `Debug` form) as `"0\n"`, when every byte is
+/// printable ASCII or a newline.
+fn text_of_bytes(shown: &str) -> Option<String> {
+    let inner = shown.strip_prefix('[')?.strip_suffix(']')?;
+    let bytes: Vec<u8> = inner.split(", ").map(|byte| byte.parse().ok()).collect::<Option<_>>()?;
+    let text =
+        String::from_utf8(bytes).ok().filter(|text| text.chars().all(|c| c == '\n' || (' '..='~').contains(&c)))?;
+    Some(format!("{:?}", text))
 }
 
 /// One part of a cgroup v1 device rule in the file's own notation: the type
@@ -279,7 +291,34 @@ pub trait ViaDebug {
 
 impl<T: Debug + ?Sized> ViaDebug for Shown<'_, T> {
     fn show(&self) -> String {
-        format!("{:?}", self.0)
+        let mut shown = Capped(String::new());
+        // An error here is only Capped saying "enough".
+        let _ = std::fmt::Write::write_fmt(&mut shown, format_args!("{:?}", self.0));
+        shown.0
+    }
+}
+
+/// The most of an argument's `Debug` form that is kept. Every `sys!` call
+/// formats its arguments, traced or not (an error names them too), and no
+/// trace line or error shows more than a path's worth of one; without a cap,
+/// clone(2)'s 1 MiB stack was formatted in full on every run, as
+/// `[0, 0, 0, …]`: 3 MiB of memory and milliseconds, to print `[…]`.
+const SHOWN_MOST: usize = 16 * 1024;
+
+/// A `fmt::Write` that keeps the first [`SHOWN_MOST`] bytes, then fails,
+/// which stops the `Debug` implementation that is writing.
+struct Capped(String);
+
+impl std::fmt::Write for Capped {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let room = SHOWN_MOST - self.0.len();
+        if text.len() <= room {
+            self.0.push_str(text);
+            return Ok(());
+        }
+        let cut = (0..=room).rev().find(|at| text.is_char_boundary(*at)).unwrap_or(0);
+        self.0.push_str(&text[..cut]);
+        Err(std::fmt::Error)
     }
 }
 
@@ -344,9 +383,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_large_argument_is_formatted_only_as_far_as_shown() {
+        let stack = vec![0u8; 1024 * 1024];
+        let shown = Shown(&stack).show();
+        assert_eq!(shown.len(), SHOWN_MOST);
+        assert_eq!(strace_style(&shown), "[…]");
+        assert_eq!(Shown(&"/var/lib/x").show(), "\"/var/lib/x\"");
+    }
+
+    #[test]
     fn values_read_as_strace_writes_them() {
         assert_eq!(strace_style("Some(\"proc\")"), "\"proc\"");
         assert_eq!(strace_style("None"), "NULL");
+        assert_eq!(by_position("write", 1, "[48]"), "\"0\"");
+        assert_eq!(by_position("write", 1, "[0, 255]"), "[0, 255]");
         assert_eq!(strace_style("MsFlags(MS_REC | MS_PRIVATE)"), "MS_REC|MS_PRIVATE");
         assert_eq!(strace_style("MsFlags(0x0)"), "0");
         assert_eq!(strace_style("Pid(4242)"), "4242");

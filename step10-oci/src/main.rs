@@ -110,6 +110,7 @@ use nix::unistd::setgroups;
 use nix::unistd::sethostname;
 use nix::unistd::setsid;
 use nix::unistd::setuid;
+use nix::unistd::write;
 use oci_spec::runtime::LinuxNamespaceType;
 
 /// Docker from scratch, one Linux primitive at a time.
@@ -525,15 +526,31 @@ fn spawn(
     // host mount.
     let ready = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     let mut stack = vec![0u8; STACK_SIZE];
-    let body = || status::child_exit(child(args, container, image, &ready));
+    // cgroup v1: the child joins its cgroup itself, before anything else, by
+    // writing 0 ("the calling thread") to each hierarchy's `tasks` file,
+    // opened here. The kernel moves a thread that moves itself without the
+    // global lock that moving a whole process takes (cgroup_threadgroup_rwsem,
+    // whose writer waits an RCU grace period: 7-15 ms here, most of a run);
+    // the child is one thread, so the thread is the process. On cgroup v2 a
+    // thread cannot leave its domain that way: the parent writes the child's
+    // pid to cgroup.procs, as runc does (crun uses clone3's CLONE_INTO_CGROUP).
+    let ContainerCgroup(group) = cgroup;
+    let tasks = common::cgroup::tasks_files(group)?;
+    let join = || -> Result<()> {
+        tasks.iter().try_for_each(|file| sys!(write(file, b"0")).map(drop))?;
+        common::cgroup::read_back_all(group, "cgroup.procs");
+        Ok(())
+    };
+    let body = || status::child_exit(join().and_then(|()| child(args, container, image, &ready)));
     // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
     // gets its own copy of memory, as after fork; it only sets up and execs.
     // SIGCHLD makes it an ordinary child for waitpid.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
-    let ContainerCgroup(group) = cgroup;
     let joined = |trees| {
-        sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
-        common::cgroup::read_back_all(group, "cgroup.procs");
+        if tasks.is_empty() {
+            sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
+            common::cgroup::read_back_all(group, "cgroup.procs");
+        }
         Ok(trees)
     };
     // 0 unless asked otherwise, as Docker: never the runtime's own score,
@@ -1119,7 +1136,17 @@ fn oci_spawn(bundle: &oci::Bundle, args: &CreateArgs, fifo: &Path, cgroup: &Cgro
     let exec_fifo = sys!(open(fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()))?;
     let (init_end, create_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     let mut stack = vec![0u8; STACK_SIZE];
-    let body = || oci_child_exit(oci_child(bundle, args, &exec_fifo, &init_end, &create_end, cgroup_path), &init_end);
+    // On cgroup v1 init joins its cgroup itself, first thing, as in `spawn`.
+    let tasks = common::cgroup::tasks_files(cgroup)?;
+    let join = || -> Result<()> {
+        tasks.iter().try_for_each(|file| sys!(write(file, b"0")).map(drop))?;
+        common::cgroup::read_back_all(cgroup, "cgroup.procs");
+        Ok(())
+    };
+    let body = || {
+        let init = join().and_then(|()| oci_child(bundle, args, &exec_fifo, &init_end, &create_end, cgroup_path));
+        oci_child_exit(init, &init_end)
+    };
     // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
     // gets its own copy of memory, as after fork; it only sets up and execs.
     let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
@@ -1156,8 +1183,11 @@ fn hand_over(
         sys!(fs::write(format!("/proc/{pid}/uid_map"), lines(linux.uid_mappings())))?;
         sys!(fs::write(format!("/proc/{pid}/gid_map"), lines(linux.gid_mappings())))?;
     }
-    sys!(cgroup.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
-    common::cgroup::read_back_all(cgroup, "cgroup.procs");
+    // cgroup v2: init cannot join by itself (see `spawn`).
+    if cgroup.v2() {
+        sys!(cgroup.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
+        common::cgroup::read_back_all(cgroup, "cgroup.procs");
+    }
     if let Some(score) = bundle.spec.process().as_ref().and_then(|process| process.oom_score_adj()) {
         sys!(fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string()))?;
     }
