@@ -364,6 +364,31 @@ pub fn check_root_is_the_image(step: Step) {
     assert!(out.contains("HOST-HIDDEN\n"), "the host's {} is visible inside: {out}", host_file.display());
 }
 
+/// The container's root overlay is mounted `volatile` (overlayfs skips
+/// every sync of the upper layer, which is removed at the end anyway), and
+/// not with `--keep`, whose upper layer outlives the run. Read from the
+/// kernel's mountinfo inside the container.
+pub fn check_overlay_is_volatile_unless_kept(step: Step) {
+    step.expect_images("check_overlay_is_volatile_unless_kept");
+    let sandbox = Sandbox::new();
+    let volatile = |args: &[&str]| {
+        let output = step.command(&sandbox, args).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let inside = stdout(&output);
+        let mounts = parse_mountinfo(&inside);
+        let root = mounts.iter().rev().find(|mount| mount.point == "/").expect("no mount on / inside");
+        assert_eq!(root.fstype, "overlay", "{inside}");
+        // Linux 6.1 shows `volatile`; later kernels name it `fsync=volatile`.
+        root.super_options.split(',').any(|option| option == "volatile" || option == "fsync=volatile")
+    };
+    assert!(volatile(&["cat", "/proc/self/mountinfo"]), "the root overlay is not volatile");
+    assert!(!volatile(&["--keep", "cat", "/proc/self/mountinfo"]), "the root overlay of --keep is volatile");
+    for kept in std::fs::read_dir(&sandbox.containers).unwrap() {
+        crate::fsutil::remove_tree(&kept.unwrap().path()).unwrap();
+    }
+    sandbox.assert_clean();
+}
+
 /// Prints HOST-VISIBLE or HOST-HIDDEN, for a file given as "$1".
 pub const IS_VISIBLE: &str = r#"if [ -e "$1" ]; then echo HOST-VISIBLE; else echo HOST-HIDDEN; fi"#;
 

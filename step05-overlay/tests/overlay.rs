@@ -40,6 +40,8 @@ as_root!(mounts_made_inside_are_removed_after_the_run, testing::check_mounts_mad
 
 as_root!(the_root_is_the_images, testing::check_root_is_the_image(STEP));
 
+as_root!(the_overlay_is_volatile_unless_kept, testing::check_overlay_is_volatile_unless_kept(STEP));
+
 as_root!(the_mount_namespace_is_its_own, testing::check_own_mount_namespace(STEP));
 
 as_root!(mounts_inside_do_not_reach_a_shared_host_root, testing::check_mounts_stay_inside(STEP));

@@ -25,6 +25,8 @@ as_root!(the_command_is_found_on_the_containers_path, testing::check_command_is_
 as_root!(a_missing_image_exits_125_naming_the_tarball, testing::check_missing_image(STEP));
 as_root!(a_failed_start_leaves_no_mount_and_no_directory, testing::check_failed_start_leaves_nothing(STEP));
 as_root!(the_root_is_the_images, testing::check_root_is_the_image(STEP));
+
+as_root!(the_overlay_is_volatile_unless_kept, testing::check_overlay_is_volatile_unless_kept(STEP));
 as_root!(breakout_is_contained, testing::check_breakout_is_contained(STEP));
 as_root!(the_mount_namespace_is_its_own, testing::check_own_mount_namespace(STEP));
 as_root!(dev_has_the_standard_character_devices, testing::check_devices(STEP));

@@ -35,6 +35,7 @@ as_root!(
     run_still_makes_every_namespace,
     testing::check_own_namespaces(STEP, &["pid", "uts", "ipc", "net", "user", "cgroup"])
 );
+as_root!(run_still_mounts_a_volatile_overlay, testing::check_overlay_is_volatile_unless_kept(STEP));
 
 /// A bundle (config.json from `step10-oci spec`, the sandbox's busybox as its
 /// root), a private --root and a container id no other test uses.
