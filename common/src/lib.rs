@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod bpf;
+pub mod cbpf;
 pub mod cgroup;
 pub mod cleanup;
 pub mod cli;
