@@ -1095,6 +1095,7 @@ mod tests {
     use super::*;
     use crate::testing::{Entry, TestImage, layer_tar};
     use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::MetadataExt;
 
     fn tarball(dir: &Path, entries: &[(&str, EntryType, Option<&str>)]) -> PathBuf {
         let path = dir.join("test.tar");
@@ -1173,6 +1174,55 @@ mod tests {
             assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "an entry escaped the layer");
             assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
         }
+    }
+
+    /// The unpacking remembers the directories it made or checked, and
+    /// checks no entry inside one again: an entry that turns one of them
+    /// into something else (a whiteout removes it, a symlink takes its
+    /// place) must make it unknown, or a later entry is written through
+    /// the symlink.
+    #[test]
+    fn a_symlink_in_place_of_a_checked_directory_is_not_written_through() {
+        for whiteout_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let outside = dir.path().join("outside");
+            fs::create_dir(&outside).unwrap();
+            // An absolute target, so that a write through it would land in
+            // `outside` for sure.
+            let target = outside.to_str().unwrap();
+            let mut entries = vec![("d", EntryType::Directory, None), ("d/x", EntryType::Regular, None)];
+            if whiteout_first {
+                entries.push((".wh.d", EntryType::Regular, None));
+            }
+            entries.push(("d", EntryType::Symlink, Some(target)));
+            entries.push(("d/through-link", EntryType::Regular, None));
+            tarball(dir.path(), &entries);
+            let err = format!("{:#}", open(dir.path(), "test").unwrap_err());
+            assert!(err.contains("leads outside the layer") || err.contains("cannot extract d "), "{err}");
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "an entry escaped the layer: {err}");
+            assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
+        }
+    }
+
+    /// A hard link's target is reached through directories only: linking
+    /// `l/secret` where `l` is a symlink to the host would give the layer
+    /// (and the chown and chmod of later entries) a host file.
+    #[test]
+    fn a_hard_link_through_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), "host\n").unwrap();
+        let target = outside.to_str().unwrap();
+        let archive =
+            tarball(dir.path(), &[("l", EntryType::Symlink, Some(target)), ("x", EntryType::Link, Some("l/secret"))]);
+        let err = format!("{:#}", open(dir.path(), "test").unwrap_err());
+        assert!(
+            err.contains("leads outside the layer through a symlink") && err.contains(&archive.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(fs::metadata(outside.join("secret")).unwrap().nlink(), 1, "the host file was linked into the layer");
+        assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
     }
 
     #[test]
