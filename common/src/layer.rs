@@ -20,6 +20,8 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
@@ -30,21 +32,97 @@ use tar::{Archive, EntryType};
 /// `userxattr`.
 pub const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
 
-/// The sha256 of everything `reader` gives, as 64 hex digits.
-/// A termination signal stops it between two reads.
-pub fn sha256(mut reader: impl Read) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        crate::signals::check()?;
-        match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err.into()),
+/// A reader that hands what passes through it to a thread of its own,
+/// which computes its sha256: a layer is hashed while it is unpacked, on
+/// the other core, rather than read once more before (sha256 runs at
+/// 0.5–0.7 GB/s here, SHA-NI included: longer than GNU tar takes to
+/// unpack the whole Debian image from the page cache). The thread ends in
+/// [`Hashed::finish`], or when the reader is dropped: the runtime is single
+/// threaded again before it clones or unshares.
+pub struct Hashed<R> {
+    inner: R,
+    /// Bytes read but not yet handed over.
+    pending: Vec<u8>,
+    full: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// Buffers the thread is done with, for reuse.
+    empty: mpsc::Receiver<Vec<u8>>,
+    thread: Option<thread::JoinHandle<String>>,
+}
+
+/// How many bytes go to the hashing thread at once.
+const HASH_CHUNK: usize = 1 << 20;
+
+impl<R: Read> Hashed<R> {
+    pub fn new(inner: R) -> Hashed<R> {
+        // Two chunks in flight: the reader waits rather than filling memory
+        // when hashing is the slower side.
+        let (full, chunks) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (done, empty) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            for mut chunk in chunks {
+                hasher.update(&chunk);
+                chunk.clear();
+                let _ = done.send(chunk);
+            }
+            format!("{:x}", hasher.finalize())
+        });
+        Hashed { inner, pending: Vec::with_capacity(HASH_CHUNK), full: Some(full), empty, thread: Some(thread) }
+    }
+
+    /// Reads what is left (a tar's padding after its end-of-archive
+    /// blocks, or all of it when nothing read it), and returns the sha256
+    /// of everything, as 64 hex digits. A termination signal stops it
+    /// between two reads.
+    pub fn finish(mut self) -> Result<String> {
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            crate::signals::check()?;
+            match self.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.hand_over();
+        self.full = None;
+        let thread = self.thread.take().ok_or_else(|| anyhow!("the hashing thread is gone"))?;
+        thread.join().map_err(|_| anyhow!("the hashing thread panicked"))
+    }
+
+    fn hand_over(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let next = self.empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
+        let chunk = std::mem::replace(&mut self.pending, next);
+        if let Some(full) = &self.full {
+            // A send fails only when the thread is gone, which `finish`
+            // reports.
+            let _ = full.send(chunk);
         }
     }
-    Ok(format!("{:x}", hasher.finalize()))
+}
+
+impl<R: Read> Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= HASH_CHUNK {
+            self.hand_over();
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Hashed<R> {
+    fn drop(&mut self) {
+        self.full = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Unpacks the (decompressed) layer tar `reader` into `dest`: owners and
