@@ -34,9 +34,10 @@ pub const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.op
 
 /// A reader that hands what passes through it to a thread of its own,
 /// which computes its sha256: a layer is hashed while it is unpacked, on
-/// the other core, rather than read once more before (sha256 runs at
-/// 0.5–0.7 GB/s here, SHA-NI included: longer than GNU tar takes to
-/// unpack the whole Debian image from the page cache). The thread ends in
+/// the other core, rather than read once more before. (sha2 uses SHA-NI
+/// where the CPU has it, at about 1.35 GB/s of CPU time, as fast as
+/// `openssl speed sha256`; still, the 204 MiB Debian image takes 0.15 s to
+/// hash, half of what GNU tar takes to unpack it.) The thread ends in
 /// [`Hashed::finish`], or when the reader is dropped: the runtime is single
 /// threaded again before it clones or unshares.
 pub struct Hashed<R> {
