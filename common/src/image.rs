@@ -51,6 +51,7 @@ use crate::DEFAULT_IMAGE;
 use crate::archive::{self, Digest, Parsed};
 use crate::fsutil::remove_tree;
 use crate::ids::{IdMap, UserSpec};
+use crate::layer::Hashed;
 use crate::trace;
 
 /// The image's defaults for a run, as `docker run` uses them: the command
@@ -720,48 +721,89 @@ fn ensure_layer(
         progress.skip(layer.size);
         return Ok(hex.clone());
     }
-    // First checked (the digest of the bytes), then unpacked: nothing that
-    // does not match its digest is ever unpacked.
-    let raw = progress.wrap(parsed.open(layer)?);
-    let hashed = match layer.digest {
-        Digest::DiffId(_) => archive::decompressed(raw, source).and_then(crate::layer::sha256),
-        _ => crate::layer::sha256(raw),
+    // Checked while it is unpacked, into a staging directory that only a
+    // match puts in place (containerd checks a diff_id while it applies a
+    // layer too): a layer that does not match its digest is removed before
+    // anything uses it, and the layer is read once, not once to check it
+    // and again to unpack it. The unpacking refuses a hostile tar whatever
+    // its digest says.
+    let name = expected.as_deref().unwrap_or("rootfs");
+    let staging = temporary(layers, name, "extracting");
+    trace::note(&format!("image: unpacking {what} into {}, hashing it as it is read", staging.display()));
+    #[cfg(test)]
+    EXTRACTIONS.lock().unwrap().push(layers.parent().and_then(Path::parent).unwrap_or(layers).to_path_buf());
+    let checked = unpack_checked(parsed, layer, source, progress, &staging, &what, expected.as_deref());
+    let hex = match checked {
+        Ok(hex) if layers.join(&hex).is_dir() => {
+            // A rootfs tarball whose content the store has already, under
+            // another name or path.
+            remove_tree(&staging)?;
+            return Ok(hex);
+        }
+        Ok(hex) => hex,
+        Err(err) => {
+            remove_tree(&staging)?;
+            return Err(err);
+        }
     };
-    let got = hashed.map_err(|err| {
+    fs::rename(&staging, layers.join(&hex)).with_context(|| format!("rename({staging:?}, {hex}) failed"))?;
+    created.push(layers.join(&hex));
+    Ok(hex)
+}
+
+/// Unpacks `layer` into `staging` while its bytes are hashed: those of the
+/// blob as stored (an OCI layer, a rootfs tarball) or of the decompressed
+/// tar (a diff_id). Returns the digest, which matches `expected` if given.
+/// A mismatch is the error whatever the unpacking said: a corrupt blob can
+/// look like a broken tar as well.
+fn unpack_checked(
+    parsed: &Parsed,
+    layer: &archive::Layer,
+    source: &Path,
+    progress: &Progress,
+    staging: &Path,
+    what: &str,
+    expected: Option<&str>,
+) -> Result<String> {
+    fs::create_dir(staging).with_context(|| format!("mkdir({staging:?}) failed"))?;
+    fs::set_permissions(staging, fs::Permissions::from_mode(0o755))?;
+    let raw = progress.wrap(parsed.open(layer)?);
+    let unpack = |reader| crate::layer::unpack(reader, staging, what, expected.is_some());
+    let (unpacked, hashed) = match layer.digest {
+        Digest::DiffId(_) => {
+            let mut hashed = Hashed::new(archive::decompressed(raw, source)?);
+            let unpacked = unpack(Box::new(&mut hashed));
+            (unpacked, hashed)
+        }
+        _ => {
+            let mut hashed = Hashed::new(raw);
+            let unpacked = archive::decompressed(Box::new(&mut hashed), source).and_then(unpack);
+            (unpacked, hashed)
+        }
+    };
+    let Some(hex) = expected else {
+        // A rootfs tarball: nothing to compare; its digest names the layer.
+        unpacked?;
+        return hashed.finish();
+    };
+    if let Err(err) = &unpacked {
+        if crate::signals::exit_code(err).is_some() {
+            return unpacked.map(|()| String::new());
+        }
+    }
+    let got = hashed.finish().map_err(|err| {
         if crate::signals::exit_code(&err).is_some() {
             return err;
         }
         anyhow!("{what} cannot be read ({err:#}): copy or save the image again")
     })?;
-    if let Some(hex) = &expected {
-        if *hex != got {
-            bail!(
-                "{what} does not match its digest (its content hashes to sha256:{}): the image is corrupt or was changed; copy or save it again",
-                short(&got)
-            );
-        }
+    if got != hex {
+        bail!(
+            "{what} does not match its digest (its content hashes to sha256:{}): the image is corrupt or was changed; copy or save it again",
+            short(&got)
+        );
     }
-    let hex = got;
-    if layers.join(&hex).is_dir() {
-        progress.skip(layer.size);
-        return Ok(hex);
-    }
-    trace::note(&format!("image: unpacking layer sha256:{} into {}", short(&hex), layers.join(&hex).display()));
-    let staging = temporary(layers, &hex, "extracting");
-    let unpacked = archive::decompressed(progress.wrap(parsed.open(layer)?), source).and_then(|reader| {
-        fs::create_dir(&staging).with_context(|| format!("mkdir({staging:?}) failed"))?;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))?;
-        crate::layer::unpack(reader, &staging, &what, expected.is_some())?;
-        fs::rename(&staging, layers.join(&hex)).with_context(|| format!("rename({staging:?}, {hex}) failed"))
-    });
-    #[cfg(test)]
-    EXTRACTIONS.lock().unwrap().push(layers.parent().and_then(Path::parent).unwrap_or(layers).to_path_buf());
-    if let Err(err) = unpacked {
-        remove_tree(&staging)?;
-        return Err(err);
-    }
-    created.push(layers.join(&hex));
-    Ok(hex)
+    unpacked.map(|()| got)
 }
 
 /// A progress bar on stderr while a large image is read and unpacked, when
@@ -773,9 +815,8 @@ const PROGRESS_FROM: u64 = 32 << 20;
 
 impl Progress {
     fn new(parsed: &Parsed) -> Progress {
-        // Each layer is read twice: once to check its digest, once to unpack.
-        let total: u64 = parsed.layers.iter().map(|layer| layer.size).sum::<u64>() * 2;
-        if total < PROGRESS_FROM * 2 || !io::stderr().is_terminal() || trace::enabled() {
+        let total: u64 = parsed.layers.iter().map(|layer| layer.size).sum();
+        if total < PROGRESS_FROM || !io::stderr().is_terminal() || trace::enabled() {
             return Progress(indicatif::ProgressBar::hidden());
         }
         let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
@@ -792,7 +833,7 @@ impl Progress {
     }
 
     fn skip(&self, size: u64) {
-        self.0.inc(size * 2);
+        self.0.inc(size);
     }
 
     fn finish(&self) {
@@ -1095,6 +1136,7 @@ mod tests {
     use super::*;
     use crate::testing::{Entry, TestImage, layer_tar};
     use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::MetadataExt;
 
     fn tarball(dir: &Path, entries: &[(&str, EntryType, Option<&str>)]) -> PathBuf {
         let path = dir.join("test.tar");
@@ -1173,6 +1215,55 @@ mod tests {
             assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "an entry escaped the layer");
             assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
         }
+    }
+
+    /// The unpacking remembers the directories it made or checked, and
+    /// checks no entry inside one again: an entry that turns one of them
+    /// into something else (a whiteout removes it, a symlink takes its
+    /// place) must make it unknown, or a later entry is written through
+    /// the symlink.
+    #[test]
+    fn a_symlink_in_place_of_a_checked_directory_is_not_written_through() {
+        for whiteout_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let outside = dir.path().join("outside");
+            fs::create_dir(&outside).unwrap();
+            // An absolute target, so that a write through it would land in
+            // `outside` for sure.
+            let target = outside.to_str().unwrap();
+            let mut entries = vec![("d", EntryType::Directory, None), ("d/x", EntryType::Regular, None)];
+            if whiteout_first {
+                entries.push((".wh.d", EntryType::Regular, None));
+            }
+            entries.push(("d", EntryType::Symlink, Some(target)));
+            entries.push(("d/through-link", EntryType::Regular, None));
+            tarball(dir.path(), &entries);
+            let err = format!("{:#}", open(dir.path(), "test").unwrap_err());
+            assert!(err.contains("leads outside the layer") || err.contains("cannot extract d "), "{err}");
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "an entry escaped the layer: {err}");
+            assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
+        }
+    }
+
+    /// A hard link's target is reached through directories only: linking
+    /// `l/secret` where `l` is a symlink to the host would give the layer
+    /// (and the chown and chmod of later entries) a host file.
+    #[test]
+    fn a_hard_link_through_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), "host\n").unwrap();
+        let target = outside.to_str().unwrap();
+        let archive =
+            tarball(dir.path(), &[("l", EntryType::Symlink, Some(target)), ("x", EntryType::Link, Some("l/secret"))]);
+        let err = format!("{:#}", open(dir.path(), "test").unwrap_err());
+        assert!(
+            err.contains("leads outside the layer through a symlink") && err.contains(&archive.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(fs::metadata(outside.join("secret")).unwrap().nlink(), 1, "the host file was linked into the layer");
+        assert_eq!(names(dir.path()), ["outside", "test.tar"], "a refused image left files");
     }
 
     #[test]
