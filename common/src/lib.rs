@@ -12,6 +12,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod cleanup;
 pub mod cli;
+pub mod clone3;
 pub mod container;
 pub mod devices;
 pub mod env;
