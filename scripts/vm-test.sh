@@ -50,7 +50,8 @@
 #      killer's, cannot interleave with it) and powers the VM off.
 #
 # Needs root only to install missing packages (qemu-system-x86,
-# linux-image-amd64, busybox-static, e2fsprogs, cpio, kmod), with apt.
+# linux-image-amd64, busybox-static, e2fsprogs, cpio, kmod; with VM_PEERS=1
+# also runc, bubblewrap, time, python3-minimal), with apt.
 
 set -eu
 

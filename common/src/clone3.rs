@@ -44,7 +44,11 @@ struct CloneArgs {
 ///
 /// As for fork(2): the caller must be single-threaded, or the child must
 /// only call async-signal-safe functions until it execs or exits. This is
-/// the raw system call, not glibc's fork: no atfork handlers run.
+/// the raw system call, not glibc's fork: no atfork handlers run, and glibc's
+/// own record of the thread (its tid, its robust-mutex list) is still the
+/// parent's, which only pthread mutexes of the robust or error-checking kind
+/// would notice (Rust's std uses neither). crun makes its container process
+/// the same way.
 pub unsafe fn clone_into_cgroup(flags: CloneFlags, cgroup: &impl AsRawFd) -> nix::Result<ForkResult> {
     let args = CloneArgs {
         // The bits of an int: no sign extension into the clone3-only flags.
