@@ -47,8 +47,8 @@ struct CloneArgs {
 /// the raw system call, not glibc's fork: no atfork handlers run, and glibc's
 /// own record of the thread (its tid, its robust-mutex list) is still the
 /// parent's, which only pthread mutexes of the robust or error-checking kind
-/// would notice (Rust's std uses neither). crun makes its container process
-/// the same way.
+/// would notice (Rust's std uses neither). Go's os/exec makes the same raw
+/// call for `SysProcAttr.UseCgroupFD` (syscall/exec_linux.go).
 pub unsafe fn clone_into_cgroup(flags: CloneFlags, cgroup: &impl AsRawFd) -> nix::Result<ForkResult> {
     let args = CloneArgs {
         // The bits of an int: no sign extension into the clone3-only flags.
