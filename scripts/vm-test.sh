@@ -64,7 +64,12 @@ die() { say "$*"; exit 1; }
 
 script=${VM_SCRIPT:-scripts/run-all.sh}
 [ -f "$repo/$script" ] || die "$repo/$script not found"
-case "$script" in */bench.sh) peers=${VM_PEERS:-1} ;; *) peers=${VM_PEERS:-0} ;; esac
+# bench.sh's state goes to /var/tmp on the ext4 disk: /tmp is a tmpfs, which
+# has no user.* xattrs for an overlay in a user namespace before Linux 6.6.
+case "$script" in
+*/bench.sh) peers=${VM_PEERS:-1} vm_tmpdir=/var/tmp ;;
+*) peers=${VM_PEERS:-0} vm_tmpdir=/tmp ;;
+esac
 # The script runs under the interpreter its #! line names (bench.sh is bash).
 interpreter=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$repo/$script")
 interpreter=${interpreter:-/bin/sh}
@@ -240,6 +245,7 @@ export CI='${CI:-}'
 script='$script'
 export VM_STEPS='${VM_STEPS:-}'
 interpreter='$interpreter'
+export TMPDIR='$vm_tmpdir'
 ${VM_ENV:+export $VM_ENV}
 $([ -n "${BASE_BIN_DIR:-}" ] && echo "export BASE_BIN_DIR=/workspace/base-bin")
 EOF
@@ -289,7 +295,7 @@ cd /workspace
     # in run-all.sh's default temp dir: /tmp here is a tmpfs.
     mkdir -p /var/tmp && chmod 1777 /var/tmp
     exec env BIN_DIR=/workspace/target/release \
-        STATE_DIR=/var/lib/docker-from-scratch TMPDIR=/var/tmp "$interpreter" "$script" $VM_STEPS
+        STATE_DIR=/var/lib/docker-from-scratch "$interpreter" "$script" $VM_STEPS
 ) </dev/null >&3 2>&1
 status=$?
 echo "VM-TEST-END" >&3
