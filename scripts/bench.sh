@@ -30,6 +30,16 @@
 #   SEQ         containers in a row (default 100)
 #   PAR         containers at once (default 20)
 #   PARTS       which parts to run (default "start unpack rss scale")
+#   BASE_BIN_DIR  other step binaries to compare with (main's release build,
+#               say): adds "step09-oom base" and "step10-oci oci base" to the
+#               start-to-exit part, interleaved with the rest
+#   ONLY        an extended regular expression: only the start-to-exit
+#               contenders whose names match it run (and /bin/true and
+#               step09-oom, always),
+#               e.g. 'step09|crun run' for more rounds in the same time
+#   TMPDIR      where the state directory goes (default /tmp); it must take
+#               user.* xattrs for the overlay in a user namespace (tmpfs
+#               only from Linux 6.6: the VM uses /var/tmp on its ext4 disk)
 #
 # The contenders of the start-to-exit part all run /bin/true from the same
 # busybox rootfs:
@@ -47,9 +57,11 @@
 #                   capabilities and memory limit (runc 1.1 has no idmapped
 #                   mounts: its rootfs is a copy chowned to 100000); `oci` is
 #                   the engine's create/start/delete, as for step10
-#   crun oci        the same bundle, only where the host is pure cgroup v2
-#                   (crun refuses a hybrid host); in the VM:
-#                   VM_SCRIPT=scripts/bench.sh sh scripts/vm-test.sh
+#   crun run / crun oci  the same bundle, only where the host is pure cgroup
+#                   v2 (crun refuses a hybrid host); in the VM, where
+#                   scripts/vm-test.sh puts crun, runc, bwrap, bash, python3
+#                   and GNU time into the busybox system:
+#                   BIN_DIR=target/release VM_SCRIPT=scripts/bench.sh sh scripts/vm-test.sh
 #   bwrap           bubblewrap --unshare-all on a read-only bind of the image:
 #                   no cgroup, no overlay, no user-ns map of its own choosing;
 #                   a lower bound for "a process in new namespaces"
@@ -132,10 +144,16 @@ BIN_DIR=$(cd "$BIN_DIR" && pwd)
 for step in $steps; do
     [ -x "$BIN_DIR/$step" ] || { say "no $BIN_DIR/$step: build it or fix BIN_DIR"; exit 1; }
 done
+if [ -n "${BASE_BIN_DIR:-}" ]; then
+    BASE_BIN_DIR=$(cd "$BASE_BIN_DIR" && pwd)
+    for step in step09-oom step10-oci; do
+        [ -x "$BASE_BIN_DIR/$step" ] || { say "no $BASE_BIN_DIR/$step: fix BASE_BIN_DIR"; exit 1; }
+    done
+fi
 
 # --- state, and cleaning it up ------------------------------------------------
 
-S=$(mktemp -d /tmp/bench.XXXXXX)
+S=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
 # 711: root in the container is uid 100000 outside and must traverse it.
 chmod 711 "$S"
 bundle=$S/bundle
@@ -143,16 +161,18 @@ parents_before=$(ls -d /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docke
 dirs="--image-dir $S/images --container-dir $S/containers"
 
 cleanup() {
-    local status=$? id dir rt
+    local status=$? id dir rt root
     trap - EXIT INT TERM
     # Runs still going (the 20-at-once part): their own cleanup on SIGTERM.
     jobs -p | xargs -r kill -TERM 2>/dev/null || true
     wait 2>/dev/null || true
     # OCI containers left by an interrupted run.
-    for rt in runc crun "$BIN_DIR/step10-oci"; do
-        [ -d "$S/state-${rt##*/}" ] || continue
-        for id in $(ls "$S/state-${rt##*/}" 2>/dev/null); do
-            "$rt" --root "$S/state-${rt##*/}" delete --force "$id" >/dev/null 2>&1 || true
+    for rt in runc crun "$BIN_DIR/step10-oci" "${BASE_BIN_DIR:-none}/step10-oci"; do
+        root=$S/state-${rt##*/}
+        [ "$rt" = "${BASE_BIN_DIR:-none}/step10-oci" ] && root=$S/state-base
+        [ -d "$root" ] || continue
+        for id in $(ls "$root" 2>/dev/null); do
+            "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
         done
     done
     rmdir /sys/fs/cgroup/$OCI_CGROUP /sys/fs/cgroup/*/$OCI_CGROUP 2>/dev/null || true
@@ -170,7 +190,9 @@ cleanup() {
         [ -d "$dir" ] || continue
         case "$parents_before" in *"$dir"*) ;; *) flock /sys/fs/cgroup rmdir "$dir" 2>/dev/null || true ;; esac
     done
-    rm -rf --one-file-system "$S"
+    # busybox rm (the VM's) has no --one-file-system: there, only when
+    # nothing is mounted below $S any more.
+    rm -rf --one-file-system "$S" 2>/dev/null || { grep -q " $S/" /proc/mounts || rm -rf "$S"; }
     exit "$status"
 }
 trap cleanup EXIT
@@ -214,6 +236,8 @@ echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r), cgroup $([ "$cgroup_v2" = 1 ] && echo v2 || echo "v1 (hybrid: $(ls /sys/fs/cgroup | tr '\n' ' '))")"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "binaries: $BIN_DIR ($(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?'))"
+[ -z "${BASE_BIN_DIR:-}" ] || echo "base binaries (\"… base\"): $BASE_BIN_DIR"
+echo "peers: $(for p in runc crun bwrap; do printf '%s ' "$(command -v $p >/dev/null && $p --version 2>&1 | head -n 1 || echo "no $p")"; done)"
 echo
 
 # --- the busybox image, for everyone ------------------------------------------
@@ -309,15 +333,24 @@ fi
 # --- part 1: start to exit of /bin/true ----------------------------------------
 
 names=() commands=()
-contender() { names+=("$1"); commands+=("$2"); }
+contender() {
+    [ "$1" = /bin/true ] || [ "$1" = step09-oom ] || [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]] || return 0
+    names+=("$1")
+    commands+=("$2")
+}
 contender "/bin/true" "/bin/true"
 contender "step09-oom" "$BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true"
 contender "step10-oci run" "$BIN_DIR/step10-oci run $dirs --memory $MEMORY -- /bin/true"
 contender "step10-oci oci" "$S/engine.sh $BIN_DIR/step10-oci $S/state-step10-oci $bundle"
+if [ -n "${BASE_BIN_DIR:-}" ]; then
+    contender "step09-oom base" "$BASE_BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true"
+    contender "step10-oci oci base" "$S/engine.sh $BASE_BIN_DIR/step10-oci $S/state-base $bundle"
+fi
 contender "step05-overlay" "$BIN_DIR/step05-overlay run $dirs -- /bin/true"
 contender "runc run" "runc --root $S/state-runc run --bundle $bundle r\$BASHPID"
 contender "runc oci" "$S/engine.sh runc $S/state-runc $bundle"
 if [ "$cgroup_v2" = 1 ]; then
+    contender "crun run" "crun --root $S/state-crun run --bundle $bundle c\$BASHPID"
     contender "crun oci" "$S/engine.sh crun $S/state-crun $bundle"
 fi
 contender "bwrap" "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true"
@@ -362,14 +395,17 @@ for name, m, lo, p90, n in rows:
     ratio = "" if name == "/bin/true" else f"{net['step09-oom'] / net[name]:.2f}"
     print(f"| {name} | {m} | {lo} | {p90} | {n} | {ratio} |")
 print()
-targets = [("step09-oom", "runc run", 0.2), ("step09-oom", "bwrap", 1.2), ("step09-oom", "crun oci", 1.0),
-           ("step10-oci run", "runc run", 0.2), ("step10-oci run", "bwrap", 1.2),
+targets = [("step09-oom", "runc run", 0.2), ("step09-oom", "bwrap", 1.2), ("step09-oom", "crun run", 1.0),
+           ("step10-oci run", "runc run", 0.2), ("step10-oci run", "bwrap", 1.2), ("step10-oci run", "crun run", 1.0),
            ("step10-oci oci", "runc oci", 0.2), ("step10-oci oci", "bwrap", 1.2), ("step10-oci oci", "crun oci", 1.0)]
 for ours, theirs, target in targets:
     if ours in net and theirs in net:
         ratio = net[ours] / net[theirs]
         verdict = "met" if ratio <= target else "MISSED"
         print(f"{ours} / {theirs} = {ratio:.2f} (target <= {target}: {verdict})")
+for ours, base in [("step09-oom", "step09-oom base"), ("step10-oci oci", "step10-oci oci base")]:
+    if ours in net and base in net:
+        print(f"{ours} / {base} = {net[ours] / net[base]:.2f} (these binaries against the base ones)")
 EOF
 fi
 
@@ -455,7 +491,10 @@ fi
 
 # --- part 3: the runtimes' own peak RSS ---------------------------------------
 
-if part rss; then
+if part rss && [ ! -x /usr/bin/time ]; then
+    echo
+    echo "## Peak RSS: SKIPPED, no GNU time at /usr/bin/time (its %M is the figure)"
+elif part rss; then
     echo
     echo "## Peak RSS (wait4's ru_maxrss of the runtime's process, busybox /bin/true)"
     echo

@@ -961,6 +961,48 @@ leftover_cgroups() {
         [ -n "$busy" ] || echo "$parent"
     done
 }
+# cgroup v2: the container's first process is born in its cgroup (clone3's
+# CLONE_INTO_CGROUP), never in the runtime's, as the kernel's pids
+# controller shows: the runtime runs in a cgroup of its own whose pids.max
+# is 1 (itself), so a child made there first and moved afterwards (clone(2),
+# then cgroup.procs) would be refused (EAGAIN) and counted in pids.events.
+# With `oci`, the same for `create` (then start, and delete).
+# The parent is made and removed under the lock the steps take
+# (common::cgroup::lock_parent) where there is flock(1); busybox (the VM's)
+# has none, and there nothing else runs a container meanwhile.
+cgroup_locked() {
+    if command -v flock >/dev/null; then flock /sys/fs/cgroup "$@"; else "$@"; fi
+}
+born_in_its_cgroup() {
+    parent=/sys/fs/cgroup/docker-from-scratch
+    own=$parent/run-all-born-$$
+    cgroup_locked sh -c "mkdir -p $parent && echo +pids >$parent/cgroup.subtree_control && mkdir $own" || return 1
+    echo 1 >"$own/pids.max" || return 1
+    in_own() { sh -c 'echo 0 >"$1/cgroup.procs" && shift && exec "$@"' sh "$own" "$@"; }
+    out=$log/out err=$log/err
+    if [ "${1:-}" = oci ]; then
+        bundle=$work/bundle-born
+        rm -rf "$bundle"
+        mkdir -p "$bundle"
+        ln -s "$images/busybox/rootfs" "$bundle/rootfs"
+        oci spec --bundle "$bundle" -- cat /proc/self/cgroup || return 1
+        ran="(in a cgroup with pids.max 1) $step --root $work/oci create --bundle $bundle dfs-run-all-born"
+        in_own "$BIN_DIR/$step" --root "$work/oci" create --bundle "$bundle" dfs-run-all-born </dev/null >"$out" 2>"$err"
+        rc=$?
+        [ "$rc" != 0 ] || { oci start dfs-run-all-born && sleep 0.2 && oci delete --force dfs-run-all-born; } >>"$out" 2>>"$err"
+    else
+        ran="(in a cgroup with pids.max 1) $step run ... -- cat /proc/self/cgroup"
+        in_own "$BIN_DIR/$step" run --image-dir "$images" --container-dir "$containers" -- cat /proc/self/cgroup \
+            </dev/null >"$out" 2>"$err"
+        rc=$?
+    fi
+    refused=$(sed -n 's/^max //p' "$own/pids.events")
+    rmdir "$own"
+    cgroup_locked rmdir "$parent" 2>/dev/null
+    [ "$rc" = 0 ] || { fail_with_run "expected exit 0 (was the child made in the runtime's cgroup?)"; return 1; }
+    [ "$refused" = 0 ] || { fail_with_run "pids.events of the runtime's cgroup: max $refused (a fork was refused there)"; return 1; }
+    [ "${1:-}" = oci ] || grep -qx '0::/' "$out" || fail_with_run "expected 0::/ (its own cgroup, seen from inside)"
+}
 no_cgroups_left() {
     tries=0
     while left=$(leftover_cgroups) && [ -n "$left" ] && [ "$tries" -lt 50 ]; do
@@ -990,6 +1032,9 @@ check_cgroups() {
     check "--pids-limit 5 stops the sixth process" pids_limited
     check "--userns=host: a host device made inside (c 1:11, b 7:0) cannot be opened ($(cgroup_v2 && echo v2 eBPF || echo v1 devices))" \
         device_allowlist
+    if cgroup_v2; then
+        check "cgroup v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP; the runtime's own cgroup allows 1 process)" born_in_its_cgroup
+    fi
     check "no cgroup is left (neither the container's nor the parent)" no_cgroups_left
 }
 
@@ -1094,6 +1139,9 @@ check_step10() {
     check "OCI: create stops before exec, start runs, delete leaves nothing" oci_lifecycle
     check "OCI: pause freezes the cgroup, resume thaws it" oci_pause
     check "OCI: a bad bundle is one line, and nothing is left" oci_bad_bundle
+    if cgroup_v2; then
+        check "OCI: cgroup v2: create's init is born in its cgroup (the runtime's own cgroup allows 1 process)" born_in_its_cgroup oci
+    fi
 }
 
 # --- main ---------------------------------------------------------------------------

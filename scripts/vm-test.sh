@@ -21,6 +21,19 @@
 #               (a path relative to the workspace), to try an exercise on v2
 #   VM_STEPS    the steps run-all.sh checks in the VM (default: all), e.g. `10`
 #               (passed to VM_SCRIPT as its arguments)
+#   VM_PEERS    1 to put the other runtimes and what scripts/bench.sh needs
+#               into the VM: crun, runc, bwrap, bash, python3 (without its
+#               tests and GUI modules), GNU time and flock, with their shared
+#               libraries (about 60 MB more disk). Default: 1 when VM_SCRIPT
+#               is scripts/bench.sh, else 0. crun is the reason: it refuses a
+#               cgroup v1 hybrid host, so it can only be measured here; when
+#               the host has no crun, its Debian package is fetched
+#               (`apt-get download`) and unpacked, not installed
+#   VM_ENV      assignments exported to the script in the VM, as a shell
+#               would read them: `ROUNDS=20 PARTS="start rss"` for bench.sh
+#   BASE_BIN_DIR  other prebuilt binaries (main's, say) copied into the VM as
+#               /workspace/base-bin and passed on as BASE_BIN_DIR: bench.sh
+#               then times them interleaved with BIN_DIR's
 #
 # How it works:
 #   1. a root file system is assembled in a temp dir: static busybox as the
@@ -37,7 +50,8 @@
 #      killer's, cannot interleave with it) and powers the VM off.
 #
 # Needs root only to install missing packages (qemu-system-x86,
-# linux-image-amd64, busybox-static, e2fsprogs, cpio, kmod), with apt.
+# linux-image-amd64, busybox-static, e2fsprogs, cpio, kmod; with VM_PEERS=1
+# also runc, bubblewrap, time, python3-minimal), with apt.
 
 set -eu
 
@@ -50,6 +64,15 @@ die() { say "$*"; exit 1; }
 
 script=${VM_SCRIPT:-scripts/run-all.sh}
 [ -f "$repo/$script" ] || die "$repo/$script not found"
+# bench.sh's state goes to /var/tmp on the ext4 disk: /tmp is a tmpfs, which
+# has no user.* xattrs for an overlay in a user namespace before Linux 6.6.
+case "$script" in
+*/bench.sh) peers=${VM_PEERS:-1} vm_tmpdir=/var/tmp ;;
+*) peers=${VM_PEERS:-0} vm_tmpdir=/tmp ;;
+esac
+# The script runs under the interpreter its #! line names (bench.sh is bash).
+interpreter=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$repo/$script")
+interpreter=${interpreter:-/bin/sh}
 
 # --- 1. host packages -------------------------------------------------------
 
@@ -142,6 +165,64 @@ for b in $bins; do
     done
 done
 
+# install_program PATH [DEST]: a host program at DEST (default: the same
+# path) in the VM, with the shared libraries `ldd` names; a library the host
+# lacks is named, loudly: that program will not start in the VM.
+install_program() {
+    dest=$root${2:-$1}
+    mkdir -p "$(dirname "$dest")"
+    # Not through a busybox applet's symlink (bin/bash, usr/bin/time).
+    rm -f "$dest"
+    cp -L "$1" "$dest"
+    ldd "$1" 2>/dev/null | grep 'not found' | sed "s|^|vm-test: WARNING: $1 needs |" >&2 || true
+    for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
+        [ -e "$root$lib" ] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+if [ -n "${BASE_BIN_DIR:-}" ]; then
+    BASE_BIN_DIR=$(cd "$BASE_BIN_DIR" && pwd)
+    mkdir -p "$root/workspace/base-bin"
+    for b in $(find "$BASE_BIN_DIR" -maxdepth 1 -type f -perm -u+x -name 'step*' | sort); do
+        install_program "$b" "/workspace/base-bin/$(basename "$b")"
+    done
+fi
+
+if [ "$peers" = 1 ]; then
+    say "putting crun, runc, bwrap, bash, python3 and GNU time into the VM"
+    need_pkg runc
+    need_pkg bubblewrap
+    need_pkg time
+    need_pkg python3-minimal
+    crun=$(command -v crun || true)
+    if [ -z "$crun" ]; then
+        # Not installed here (it would not run on a v1 host anyway): the
+        # package's files only, and libyajl2, the one library it needs that a
+        # Debian host may not have.
+        mkdir -p "$tmp/debs"
+        (cd "$tmp/debs" && apt-get download crun libyajl2) >&2 || die "apt-get download crun libyajl2 failed"
+        for deb in "$tmp"/debs/*.deb; do dpkg -x "$deb" "$tmp/debs/x"; done
+        crun=$tmp/debs/x/usr/bin/crun
+        mkdir -p "$root/usr/lib/x86_64-linux-gnu"
+        cp -a "$tmp"/debs/x/usr/lib/x86_64-linux-gnu/libyajl.so* "$root/usr/lib/x86_64-linux-gnu/"
+    fi
+    LD_LIBRARY_PATH=$tmp/debs/x/usr/lib/x86_64-linux-gnu install_program "$crun" /usr/bin/crun
+    install_program "$(command -v runc)" /usr/sbin/runc
+    install_program /usr/bin/bwrap
+    install_program /usr/bin/time
+    install_program "$(command -v flock)" /usr/bin/flock
+    install_program /bin/bash /bin/bash
+    py=$(readlink -f /usr/bin/python3)
+    install_program "$py" /usr/bin/python3
+    pylib=/usr/lib/$(basename "$py")
+    tar -C / --exclude=test --exclude=tests --exclude=idlelib --exclude=tkinter \
+        --exclude=ensurepip --exclude=lib2to3 --exclude=site-packages --exclude=dist-packages \
+        --exclude='config-*' -cf - "${pylib#/}" | tar -C "$root" -xf -
+    for so in "$pylib"/lib-dynload/*.so; do install_program "$so"; done
+fi
+
 # The workspace itself, for run-all.sh and whatever files its checks read.
 tar -C "$repo" --exclude=./target --exclude=./.git -cf - . | tar -C "$root/workspace" -xf -
 
@@ -163,6 +244,10 @@ export HOME=/root
 export CI='${CI:-}'
 script='$script'
 export VM_STEPS='${VM_STEPS:-}'
+interpreter='$interpreter'
+export TMPDIR='$vm_tmpdir'
+${VM_ENV:+export $VM_ENV}
+$([ -n "${BASE_BIN_DIR:-}" ] && echo "export BASE_BIN_DIR=/workspace/base-bin")
 EOF
 cat >> "$root/sbin/vm-init" <<'EOF'
 
@@ -208,8 +293,9 @@ cd /workspace
     echo 0 > $cg/system.slice/vm-test.service/cgroup.procs
     # The state on the ext4 disk, where the runtime keeps it by default, not
     # in run-all.sh's default temp dir: /tmp here is a tmpfs.
+    mkdir -p /var/tmp && chmod 1777 /var/tmp
     exec env BIN_DIR=/workspace/target/release \
-        STATE_DIR=/var/lib/docker-from-scratch sh "$script" $VM_STEPS
+        STATE_DIR=/var/lib/docker-from-scratch "$interpreter" "$script" $VM_STEPS
 ) </dev/null >&3 2>&1
 status=$?
 echo "VM-TEST-END" >&3

@@ -13,6 +13,7 @@ pub mod cbpf;
 pub mod cgroup;
 pub mod cleanup;
 pub mod cli;
+pub mod clone3;
 pub mod container;
 pub mod devices;
 pub mod env;

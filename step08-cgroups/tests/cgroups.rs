@@ -502,3 +502,43 @@ as_root!(the_images_passwd_is_read_inside_the_container, {
 });
 
 as_root!(a_layered_image_runs_as_docker_runs_it, testing::check_layered_image(STEP, &[], 1000));
+
+as_root!(on_cgroup_v2_the_child_is_born_in_its_cgroup, {
+    // clone3's CLONE_INTO_CGROUP makes the container's first process in its
+    // cgroup, never in the runtime's, as the kernel's pids controller shows:
+    // the runtime runs in a cgroup of its own whose pids.max is 1 (itself),
+    // so a child made there first and moved afterwards (clone(2), then
+    // cgroup.procs) would be refused (EAGAIN) and counted in pids.events.
+    if !cgroup_v2() {
+        return skipped(
+            "on_cgroup_v2_the_child_is_born_in_its_cgroup",
+            "cgroup v2 only (on v1 the child joins by itself); scripts/vm-test.sh runs run-all.sh's twin of it",
+        );
+    }
+    let sandbox = Sandbox::new();
+    // The image first, so that the run below only starts a container.
+    assert_ended(STEP, &STEP.run(&sandbox, &["true"]), 0, "exited with status 0");
+    let parent = Path::new("/sys/fs/cgroup").join(common::CGROUP_PARENT);
+    let own = parent.join(format!("test-born-{}", std::process::id()));
+    {
+        let _lock = common::cgroup::lock_parent().unwrap();
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(parent.join("cgroup.subtree_control"), "+pids").unwrap();
+        std::fs::create_dir(&own).unwrap();
+    }
+    std::fs::write(own.join("pids.max"), "1").unwrap();
+    let run = STEP.command(&sandbox, &["cat", "/proc/self/cgroup"]);
+    let mut command = Command::new("sh");
+    command.args(["-c", "echo 0 >\"$1/cgroup.procs\" && shift && exec \"$@\"", "sh"]).arg(&own);
+    command.arg(run.get_program()).args(run.get_args());
+    let output = testing::finished(command, &sandbox);
+    let events = std::fs::read_to_string(own.join("pids.events")).unwrap();
+    std::fs::remove_dir(&own).unwrap();
+    {
+        let _lock = common::cgroup::lock_parent().unwrap();
+        let _ = std::fs::remove_dir(&parent);
+    }
+    assert_ended(STEP, &output, 0, "exited with status 0");
+    assert_eq!(events.trim(), "max 0", "a fork was refused in the runtime's own cgroup");
+    assert_eq!(stdout(&output).lines().next(), Some("0::/"), "{}", stdout(&output));
+});

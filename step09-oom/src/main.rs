@@ -35,6 +35,7 @@ use clap::Parser;
 use clap::Subcommand;
 use common::bpf::attach_device_filter;
 use common::bpf::load_device_filter;
+use common::clone3::clone_into_cgroup;
 use common::container::Container;
 use common::devices::ALL;
 use common::devices::ALLOWED;
@@ -82,6 +83,7 @@ use nix::sys::termios::Termios;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
 use nix::unistd::Gid;
 use nix::unistd::Pid;
 use nix::unistd::Uid;
@@ -370,22 +372,52 @@ fn spawn(
     // global lock that moving a whole process takes (cgroup_threadgroup_rwsem,
     // whose writer waits an RCU grace period: 7-15 ms here, most of a run);
     // the child is one thread, so the thread is the process. On cgroup v2 a
-    // thread cannot leave its domain that way: the parent writes the child's
-    // pid to cgroup.procs, as runc does (crun uses clone3's CLONE_INTO_CGROUP).
+    // thread cannot leave its domain that way: the child is born in its
+    // cgroup instead (clone3 below, with the cgroup's directory opened here),
+    // as crun does; runc writes the child's pid to cgroup.procs.
     let ContainerCgroup(group) = cgroup;
     let tasks = common::cgroup::tasks_files(group)?;
+    let dir = if group.v2() {
+        Some(sys!(fs::File::open(Path::new(hierarchies::UNIFIED_MOUNTPOINT).join(group.path())))?)
+    } else {
+        None
+    };
     let join = || -> Result<()> {
         tasks.iter().try_for_each(|file| sys!(write(file, b"0")).map(drop))?;
         common::cgroup::read_back_all(group, "cgroup.procs");
         Ok(())
     };
-    let body = || status::child_exit(join().and_then(|()| child(args, container, image, &ready)));
-    // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
-    // gets its own copy of memory, as after fork; it only sets up and execs.
-    // SIGCHLD makes it an ordinary child for waitpid.
-    let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
+    let start = || join().and_then(|()| child(args, container, image, &ready));
+    // cgroup v2: clone3(2) with CLONE_INTO_CGROUP creates the child in its
+    // cgroup, so it never runs elsewhere and is never migrated (moving a
+    // process takes the lock described above). Without a stack of its own
+    // the child runs on a copy of ours, as after fork. Linux 5.7+: where
+    // clone3 is refused (an older kernel, a seccomp filter around us), the
+    // child is made by clone(2) and the parent writes its pid to cgroup.procs.
+    let born = match &dir {
+        // SAFETY: the runtime is single-threaded (no thread has been
+        // started), so the child may run any code, as after fork; it only
+        // sets up and execs, or exits.
+        Some(dir) => match unsafe { sys!(clone_into_cgroup(flags, dir)) } {
+            Ok(ForkResult::Child) => status::child_exit(start()),
+            Ok(ForkResult::Parent { child }) => Some(child),
+            Err(errno) => {
+                common::trace::note(&format!("clone3 refused ({errno}): clone(2), then cgroup.procs"));
+                None
+            }
+        },
+        None => None,
+    };
+    let body = || status::child_exit(start());
+    let pid = match born {
+        Some(pid) => pid,
+        // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
+        // gets its own copy of memory, as after fork; it only sets up and execs.
+        // SIGCHLD makes it an ordinary child for waitpid.
+        None => unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?,
+    };
     let joined = |trees| {
-        if tasks.is_empty() {
+        if tasks.is_empty() && born.is_none() {
             sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
             common::cgroup::read_back_all(group, "cgroup.procs");
         }

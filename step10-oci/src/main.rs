@@ -43,6 +43,7 @@ use clap::Parser;
 use clap::Subcommand;
 use common::bpf::attach_device_filter;
 use common::bpf::load_device_filter;
+use common::clone3::clone_into_cgroup;
 use common::container::Container;
 use common::devices::ALL;
 use common::devices::ALLOWED;
@@ -94,6 +95,7 @@ use nix::sys::termios::Termios;
 use nix::sys::wait::WaitPidFlag;
 use nix::sys::wait::WaitStatus;
 use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
 use nix::unistd::Gid;
 use nix::unistd::Pid;
 use nix::unistd::Uid;
@@ -532,22 +534,52 @@ fn spawn(
     // global lock that moving a whole process takes (cgroup_threadgroup_rwsem,
     // whose writer waits an RCU grace period: 7-15 ms here, most of a run);
     // the child is one thread, so the thread is the process. On cgroup v2 a
-    // thread cannot leave its domain that way: the parent writes the child's
-    // pid to cgroup.procs, as runc does (crun uses clone3's CLONE_INTO_CGROUP).
+    // thread cannot leave its domain that way: the child is born in its
+    // cgroup instead (clone3 below, with the cgroup's directory opened here),
+    // as crun does; runc writes the child's pid to cgroup.procs.
     let ContainerCgroup(group) = cgroup;
     let tasks = common::cgroup::tasks_files(group)?;
+    let dir = if group.v2() {
+        Some(sys!(fs::File::open(Path::new(hierarchies::UNIFIED_MOUNTPOINT).join(group.path())))?)
+    } else {
+        None
+    };
     let join = || -> Result<()> {
         tasks.iter().try_for_each(|file| sys!(write(file, b"0")).map(drop))?;
         common::cgroup::read_back_all(group, "cgroup.procs");
         Ok(())
     };
-    let body = || status::child_exit(join().and_then(|()| child(args, container, image, &ready)));
-    // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
-    // gets its own copy of memory, as after fork; it only sets up and execs.
-    // SIGCHLD makes it an ordinary child for waitpid.
-    let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
+    let start = || join().and_then(|()| child(args, container, image, &ready));
+    // cgroup v2: clone3(2) with CLONE_INTO_CGROUP creates the child in its
+    // cgroup, so it never runs elsewhere and is never migrated (moving a
+    // process takes the lock described above). Without a stack of its own
+    // the child runs on a copy of ours, as after fork. Linux 5.7+: where
+    // clone3 is refused (an older kernel, a seccomp filter around us), the
+    // child is made by clone(2) and the parent writes its pid to cgroup.procs.
+    let born = match &dir {
+        // SAFETY: the runtime is single-threaded (no thread has been
+        // started), so the child may run any code, as after fork; it only
+        // sets up and execs, or exits.
+        Some(dir) => match unsafe { sys!(clone_into_cgroup(flags, dir)) } {
+            Ok(ForkResult::Child) => status::child_exit(start()),
+            Ok(ForkResult::Parent { child }) => Some(child),
+            Err(errno) => {
+                common::trace::note(&format!("clone3 refused ({errno}): clone(2), then cgroup.procs"));
+                None
+            }
+        },
+        None => None,
+    };
+    let body = || status::child_exit(start());
+    let pid = match born {
+        Some(pid) => pid,
+        // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
+        // gets its own copy of memory, as after fork; it only sets up and execs.
+        // SIGCHLD makes it an ordinary child for waitpid.
+        None => unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?,
+    };
     let joined = |trees| {
-        if tasks.is_empty() {
+        if tasks.is_empty() && born.is_none() {
             sys!(group.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
             common::cgroup::read_back_all(group, "cgroup.procs");
         }
@@ -1141,22 +1173,41 @@ fn oci_spawn(bundle: &oci::Bundle, args: &CreateArgs, fifo: &Path, cgroup: &Cgro
     let exec_fifo = sys!(open(fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()))?;
     let (init_end, create_end) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     let mut stack = vec![0u8; STACK_SIZE];
-    // On cgroup v1 init joins its cgroup itself, first thing, as in `spawn`.
+    // On cgroup v1 init joins its cgroup itself, first thing, and on v2 it
+    // is born in it, as in `spawn`.
     let tasks = common::cgroup::tasks_files(cgroup)?;
+    let dir = if cgroup.v2() {
+        Some(sys!(fs::File::open(Path::new(hierarchies::UNIFIED_MOUNTPOINT).join(cgroup.path())))?)
+    } else {
+        None
+    };
     let join = || -> Result<()> {
         tasks.iter().try_for_each(|file| sys!(write(file, b"0")).map(drop))?;
         common::cgroup::read_back_all(cgroup, "cgroup.procs");
         Ok(())
     };
-    let body = || {
-        let init = join().and_then(|()| oci_child(bundle, args, &exec_fifo, &init_end, &create_end, cgroup_path));
-        oci_child_exit(init, &init_end)
+    let start = || join().and_then(|()| oci_child(bundle, args, &exec_fifo, &init_end, &create_end, cgroup_path));
+    let born = match &dir {
+        // SAFETY: as in `spawn`: single-threaded, the child sets up and execs.
+        Some(dir) => match unsafe { sys!(clone_into_cgroup(flags, dir)) } {
+            Ok(ForkResult::Child) => oci_child_exit(start(), &init_end),
+            Ok(ForkResult::Parent { child }) => Some(child),
+            Err(errno) => {
+                common::trace::note(&format!("clone3 refused ({errno}): clone(2), then cgroup.procs"));
+                None
+            }
+        },
+        None => None,
     };
-    // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
-    // gets its own copy of memory, as after fork; it only sets up and execs.
-    let pid = unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?;
+    let body = || oci_child_exit(start(), &init_end);
+    let pid = match born {
+        Some(pid) => pid,
+        // SAFETY: the runtime is single-threaded, and without CLONE_VM the child
+        // gets its own copy of memory, as after fork; it only sets up and execs.
+        None => unsafe { sys!(clone(Box::new(body), &mut stack, flags, Some(Signal::SIGCHLD as i32))) }?,
+    };
     drop(init_end);
-    let handed = hand_over(bundle, pid, cgroup, &create_end, console.as_ref(), flags);
+    let handed = hand_over(bundle, pid, cgroup, born.is_some(), &create_end, console.as_ref(), flags);
     if handed.is_err() {
         // Closing the socket unblocks the child, which gives up.
         drop(create_end);
@@ -1173,6 +1224,7 @@ fn hand_over(
     bundle: &oci::Bundle,
     pid: Pid,
     cgroup: &Cgroup,
+    born_in_cgroup: bool,
     socket: &OwnedFd,
     console: Option<&std::os::unix::net::UnixStream>,
     flags: CloneFlags,
@@ -1188,8 +1240,9 @@ fn hand_over(
         sys!(fs::write(format!("/proc/{pid}/uid_map"), lines(linux.uid_mappings())))?;
         sys!(fs::write(format!("/proc/{pid}/gid_map"), lines(linux.gid_mappings())))?;
     }
-    // cgroup v2: init cannot join by itself (see `spawn`).
-    if cgroup.v2() {
+    // cgroup v2: init cannot join by itself (see `spawn`); unless clone3
+    // made it in its cgroup, it is moved there now.
+    if cgroup.v2() && !born_in_cgroup {
         sys!(cgroup.add_task_by_tgid(CgroupPid::from(pid.as_raw() as u64)))?;
         common::cgroup::read_back_all(cgroup, "cgroup.procs");
     }
