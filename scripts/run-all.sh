@@ -1092,7 +1092,9 @@ oci_lifecycle() {
     rm -rf "$bundle"
     mkdir -p "$bundle"
     ln -s "$images/busybox/rootfs" "$bundle/rootfs"
-    oci spec --bundle "$bundle" -- sleep 0.3 || return 1
+    # Long enough to outlast `oci start` and `oci state` on a slow machine (the
+    # v2 VM is software-emulated): 0.3 s was over before `state` looked.
+    oci spec --bundle "$bundle" -- sleep 2 || return 1
     # create's stdio becomes the container's: not this script's pipes.
     oci create --bundle "$bundle" --pid-file "$work/oci.pid" dfs-run-all </dev/null >/dev/null 2>"$log/err" ||
         { cat "$log/err"; return 1; }
@@ -1101,11 +1103,12 @@ oci_lifecycle() {
     # Stopped in front of the exec fifo: still the runtime's program.
     [ "$(readlink "/proc/$pid/exe")" = "$(readlink -f "$BIN_DIR/$step")" ] || { echo "exec'd before start"; return 1; }
     oci start dfs-run-all || return 1
-    oci state dfs-run-all | grep -q '"status": "running"' || { echo "not running after start"; return 1; }
+    oci_status=$(oci state dfs-run-all | grep '"status"')
+    case "$oci_status" in *'"running"'*) ;; *) echo "not running after start: $oci_status"; return 1 ;; esac
     tries=0
     while ! oci state dfs-run-all | grep -q '"status": "stopped"'; do
         tries=$((tries + 1))
-        [ "$tries" -lt 50 ] || { echo "never stopped"; return 1; }
+        [ "$tries" -lt 100 ] || { echo "never stopped"; return 1; }
         sleep 0.1
     done
     oci delete dfs-run-all || return 1
