@@ -51,6 +51,9 @@
 #   step10-oci oci  `create`, `start`, wait for init to end, `delete`: what an
 #                   engine (containerd's shim, podman's conmon) runs, on the
 #                   OCI bundle below
+#   step09-oom, containers on tmpfs  the same with --container-dir on
+#                   /dev/shm: what the container's directories on the disk
+#                   cost (a measurement, not a way to run)
 #   step05-overlay  overlay root and pivot_root in a mount namespace only:
 #                   what the later steps (more namespaces, user ns, cgroups) cost
 #   runc run / runc oci  an OCI bundle with the same namespaces, uid/gid maps,
@@ -159,6 +162,7 @@ chmod 711 "$S"
 bundle=$S/bundle
 parents_before=$(ls -d /sys/fs/cgroup/docker-from-scratch /sys/fs/cgroup/*/docker-from-scratch 2>/dev/null || true)
 dirs="--image-dir $S/images --container-dir $S/containers"
+shm_containers=
 
 cleanup() {
     local status=$? id dir rt root
@@ -177,7 +181,7 @@ cleanup() {
     done
     rmdir /sys/fs/cgroup/$OCI_CGROUP /sys/fs/cgroup/*/$OCI_CGROUP 2>/dev/null || true
     # A step container killed mid-run leaves its directory, and maybe its cgroup.
-    for dir in "$S"/containers/*/ "$S"/big-containers/*/; do
+    for dir in "$S"/containers/*/ "$S"/big-containers/*/ ${shm_containers:+"$shm_containers"/*/}; do
         [ -d "$dir" ] || continue
         id=$(basename "$dir")
         umount -R "$dir/merged" 2>/dev/null || true
@@ -193,6 +197,7 @@ cleanup() {
     # busybox rm (the VM's) has no --one-file-system: there, only when
     # nothing is mounted below $S any more.
     rm -rf --one-file-system "$S" 2>/dev/null || { grep -q " $S/" /proc/mounts || rm -rf "$S"; }
+    [ -z "$shm_containers" ] || rm -rf "$shm_containers"
     exit "$status"
 }
 trap cleanup EXIT
@@ -346,6 +351,17 @@ if [ -n "${BASE_BIN_DIR:-}" ]; then
     contender "step09-oom base" "$BASE_BIN_DIR/step09-oom run $dirs --memory $MEMORY -- /bin/true"
     contender "step10-oci oci base" "$S/engine.sh $BASE_BIN_DIR/step10-oci $S/state-base $bundle"
 fi
+# The same with the containers' directories on a tmpfs: what the disk costs
+# a start (the directories and files made for a run, each freeing a block
+# when removed). A measurement, not a way to run: a container's upper layer
+# belongs on a disk. Left out, with its error, where the tmpfs cannot hold an
+# overlay's upper layer (user xattrs: Linux 6.6).
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+    shm_containers=$(mktemp -d /dev/shm/bench-containers.XXXXXX)
+    chmod 711 "$shm_containers"
+fi
+[ -n "$shm_containers" ] && contender "step09-oom, containers on tmpfs" \
+    "$BIN_DIR/step09-oom run --image-dir $S/images --container-dir $shm_containers --memory $MEMORY -- /bin/true"
 contender "step05-overlay" "$BIN_DIR/step05-overlay run $dirs -- /bin/true"
 contender "runc run" "runc --root $S/state-runc run --bundle $bundle r\$BASHPID"
 contender "runc oci" "$S/engine.sh runc $S/state-runc $bundle"
