@@ -280,8 +280,9 @@ pub(crate) fn shorten(text: &str, most: usize) -> String {
 /// An argument as a trace line or an error shows it: a long byte buffer as
 /// `[…]` without reading it, its `Debug` form when it has one, "…" when it
 /// has none (a closure, say). The choice is made at compile time by method
-/// resolution on `&&Shown`: `ViaBytes` (implemented on `&&Shown`) is found
-/// first when it applies, then `ViaDebug` (on `&Shown`), then `ViaOther`.
+/// resolution: `sys!` calls `(&&&Shown(&arg)).show()`, which finds `ViaBytes`
+/// (implemented on `&&Shown`) first when it applies, then, one dereference
+/// on, `ViaDebug` (on `&Shown`), then `ViaOther` (on `Shown`).
 #[doc(hidden)]
 pub struct Shown<'a, T: ?Sized>(pub &'a T);
 
@@ -324,7 +325,7 @@ impl<B: Bytes + ?Sized> Bytes for &mut B {
 /// [`strace_style`] would show its `Debug` form anyway. clone(2)'s stack is
 /// 1 MiB: its `Debug` form visits every byte even after the writer has said
 /// "enough" (`DebugList` skips the writing, not the walk), a million calls
-/// that were a fifth of a container start's CPU time.
+/// that were a quarter of the runtime's own CPU time at a container start.
 const BYTES_SHOWN_MOST: usize = 1024;
 
 impl<T: Bytes + Debug + ?Sized> ViaBytes for &&Shown<'_, T> {
