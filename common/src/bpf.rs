@@ -29,7 +29,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use cgroups_rs::devices::{DevicePermissions, DeviceType};
+use cgroups_rs::fs::devices::{DevicePermissions, DeviceType};
 use nix::errno::Errno;
 
 use crate::devices::Rule;

@@ -7,31 +7,17 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cgroups_rs::{Cgroup, ControllIdentifier, Controller, Subsystem, hierarchies};
+use cgroups_rs::fs::{Cgroup, ControllIdentifier, Controller, Subsystem, hierarchies};
 
-/// The controllers every container's cgroup must have: on cgroup v1 also
+/// The controllers every container's cgroup gets: on cgroup v1 also
 /// `devices`, for the device allowlist. cgroup v2 has no devices controller:
 /// there the allowlist is an eBPF program (see [`crate::bpf`]).
-pub fn required() -> Vec<String> {
+pub fn controllers() -> Option<Vec<String>> {
     let mut names = vec!["memory", "cpu", "pids"];
     if !hierarchies::is_cgroup2_unified_mode() {
         names.push("devices");
     }
-    names.into_iter().map(String::from).collect()
-}
-
-/// The controllers cgroups-rs is asked to make a container's cgroup with:
-/// on cgroup v1 the [`required`] hierarchies. On v2 `None`: every controller
-/// the root offers, enabled in each parent's cgroup.subtree_control, as runc
-/// does. Naming them on v2 would meet cgroups-rs 0.3's own check, which
-/// reads the root's cgroup.controllers without trimming its newline, so the
-/// last one listed (`pids`, on a kernel without rdma and misc) is never
-/// found. [`check_usable`] and [`check_created`] check the required ones.
-pub fn controllers() -> Option<Vec<String>> {
-    if hierarchies::is_cgroup2_unified_mode() {
-        return None;
-    }
-    Some(required())
+    Some(names.into_iter().map(String::from).collect())
 }
 
 /// One controller of `cgroup`, or an error naming it.
@@ -57,7 +43,7 @@ where
 /// `--cpus`, which an existing parent with a CPU quota of its own may not
 /// allow.
 pub fn check_usable(cpus: Option<f64>) -> Result<()> {
-    let wanted = required();
+    let wanted = controllers().unwrap_or_default();
     let hierarchy = hierarchies::auto();
     if hierarchy.v2() {
         return check_v2(Path::new(hierarchies::UNIFIED_MOUNTPOINT), &wanted);
@@ -179,7 +165,7 @@ fn check_v2(root: &Path, wanted: &[String]) -> Result<()> {
 /// the parents' cgroup.subtree_control but ignores a refusal, which would
 /// leave a cgroup without memory.max and friends.
 pub fn check_created(cgroup: &Cgroup) -> Result<()> {
-    let wanted = required();
+    let wanted = controllers().unwrap_or_default();
     let have: Vec<String> = if cgroup.v2() {
         let path = Path::new(hierarchies::UNIFIED_MOUNTPOINT).join(cgroup.path());
         let file = std::fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default();
@@ -203,12 +189,6 @@ pub fn check_created(cgroup: &Cgroup) -> Result<()> {
     // controllers in the parents): say what the kernel now has.
     for subsystem in cgroup.subsystems() {
         let path = subsystem.to_controller().path();
-        // cgroups-rs 0.3 only logs a failed mkdir(2) of a v1 hierarchy
-        // (through `log`, which nothing here prints): a directory that is
-        // not there is made again, to fail with the kernel's reason.
-        if !cgroup.v2() && !path.is_dir() {
-            crate::sys!(std::fs::create_dir_all(path))?;
-        }
         crate::trace::note(&format!("mkdir {} by cgroups-rs: made", path.display()));
         if cgroup.v2() {
             if let Some(parent) = path.parent() {
@@ -272,9 +252,6 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
         let path = subsystem.to_controller().path();
         let gone = if path.exists() { "still there" } else { "gone" };
         crate::trace::note(&format!("rmdir {} by cgroups-rs: {gone} ({tries} EBUSY retries)", path.display()));
-        if cgroup.v2() {
-            break;
-        }
     }
     // The last container out removes the project's parent too, under the
     // lock that creating a cgroup takes, so that it never disappears between
@@ -334,7 +311,7 @@ pub fn read_back_all(cgroup: &Cgroup, name: &str) {
 
 /// Whether the kernel accounts swap in this memory cgroup: v1 has
 /// memory.memsw.* only with swap accounting on; v2 has memory.swap.max.
-pub fn swap_accounted(memory: &cgroups_rs::memory::MemController) -> bool {
+pub fn swap_accounted(memory: &cgroups_rs::fs::memory::MemController) -> bool {
     let path = memory.path();
     path.join("memory.memsw.limit_in_bytes").exists() || path.join("memory.swap.max").exists()
 }
@@ -369,7 +346,7 @@ pub struct Hierarchy {
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
     let mountinfo = std::fs::read("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
     let known = std::fs::read_to_string("/proc/cgroups").context("cannot read /proc/cgroups")?;
-    let wanted = required();
+    let wanted = controllers().unwrap_or_default();
     let mut found: Vec<Hierarchy> = Vec::new();
     for mount in libmount::mountinfo::Parser::new(&mountinfo) {
         let mount = mount.context("cannot parse /proc/self/mountinfo")?;

@@ -17,7 +17,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cgroups_rs::{Cgroup, hierarchies};
+use cgroups_rs::fs::{Cgroup, hierarchies};
 use nix::fcntl::FlockArg;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -96,7 +96,11 @@ fn remove_dead(dir: &Path, id: &str) -> Result<Vec<String>> {
 /// cgroup (and the project's parent when it is empty).
 fn remove_cgroup(id: &str) -> Result<Vec<String>> {
     let name = format!("{}/{id}", crate::CGROUP_PARENT);
-    let cgroup = Cgroup::load_with_specified_controllers(hierarchies::auto(), &name, crate::cgroup::required());
+    let cgroup = Cgroup::load_with_specified_controllers(
+        hierarchies::auto(),
+        &name,
+        crate::cgroup::controllers().unwrap_or_default(),
+    );
     if !cgroup.exists() {
         return Ok(Vec::new());
     }

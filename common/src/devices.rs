@@ -2,8 +2,8 @@
 //! Docker create (see runc's `libcontainer/specconv` default devices), and
 //! the allowlist of devices its cgroup lets it use.
 
-use cgroups_rs::devices::DevicePermissions;
-use cgroups_rs::devices::DeviceType;
+use cgroups_rs::fs::devices::DevicePermissions;
+use cgroups_rs::fs::devices::DeviceType;
 
 /// A character device: `/dev/<name>`, `major:minor`, permission bits.
 pub struct Device {

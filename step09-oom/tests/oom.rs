@@ -401,22 +401,6 @@ as_root!(a_cgroup_that_got_no_controller_is_named_and_removed, {
     assert!(!parent.exists(), "{} was left behind", parent.display());
 });
 
-as_root!(a_v1_hierarchy_that_refuses_mkdir_is_named, {
-    // cgroups-rs 0.3 only logs a failed mkdir(2) of a v1 hierarchy: the run
-    // must still fail, in one line naming the directory and the errno.
-    if cgroup_v2() {
-        return skipped("a_v1_hierarchy_that_refuses_mkdir_is_named", "cgroup v1 only");
-    }
-    let sandbox = Sandbox::new();
-    let setup = "mount -o remount,bind,ro /sys/fs/cgroup/pids";
-    let output = testing::finished(after_private_mounts(setup, STEP.command(&sandbox, &["true"])), &sandbox);
-    let err = testing::stderr(&output);
-    assert_eq!(testing::code(&output), 125, "{err}");
-    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
-    let dir = format!("/sys/fs/cgroup/pids/{}/", common::CGROUP_PARENT);
-    assert!(err.contains(&dir) && err.contains("Read-only file system"), "{err}");
-});
-
 as_root!(a_controller_the_kernel_disabled_is_named, {
     if cgroup_v2() {
         // cgroup.controllers is the only list on v2: see a_missing_cgroup_controller_is_named.

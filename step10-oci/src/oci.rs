@@ -35,17 +35,17 @@ use anyhow::Context;
 use anyhow::Result;
 use anyhow::bail;
 use caps::Capability;
-use cgroups_rs::Cgroup;
-use cgroups_rs::Controller;
-use cgroups_rs::MaxValue;
-use cgroups_rs::cpu::CpuController;
-use cgroups_rs::cpuset::CpuSetController;
-use cgroups_rs::devices::DevicePermissions;
-use cgroups_rs::devices::DeviceType;
-use cgroups_rs::devices::DevicesController;
-use cgroups_rs::hierarchies;
-use cgroups_rs::memory::MemController;
-use cgroups_rs::pid::PidController;
+use cgroups_rs::fs::Cgroup;
+use cgroups_rs::fs::Controller;
+use cgroups_rs::fs::MaxValue;
+use cgroups_rs::fs::cpu::CpuController;
+use cgroups_rs::fs::cpuset::CpuSetController;
+use cgroups_rs::fs::devices::DevicePermissions;
+use cgroups_rs::fs::devices::DeviceType;
+use cgroups_rs::fs::devices::DevicesController;
+use cgroups_rs::fs::hierarchies;
+use cgroups_rs::fs::memory::MemController;
+use cgroups_rs::fs::pid::PidController;
 use common::devices::Rule;
 use common::mountapi::mount_flags;
 use common::sys;
@@ -306,8 +306,7 @@ impl State {
 
     /// The container's cgroup, with the controllers this step uses.
     pub fn cgroup(&self) -> Cgroup {
-        let names = controllers().unwrap_or_else(common::cgroup::required);
-        Cgroup::load_with_specified_controllers(hierarchies::auto(), &self.cgroup, names)
+        Cgroup::load_with_specified_controllers(hierarchies::auto(), &self.cgroup, controllers().unwrap_or_default())
     }
 
     /// The host pids of every process in the container's cgroup.
@@ -511,11 +510,10 @@ impl Bundle {
     }
 }
 
-/// The controllers a container's cgroup gets: step09's (on v2, every one
-/// the root offers), plus freezer (v1) for `pause`; cpuacct, where it is a
-/// hierarchy of its own, for stats.
+/// The controllers a container's cgroup gets: step09's, plus freezer (v1)
+/// for `pause`; cpuacct, where it is a hierarchy of its own, for stats.
 fn controllers() -> Option<Vec<String>> {
-    let mut names = common::cgroup::controllers()?;
+    let mut names = common::cgroup::controllers().unwrap_or_default();
     if !hierarchies::is_cgroup2_unified_mode() {
         names.push("freezer".into());
         // cpuset (cpus, mems) and blkio, where mounted: runtime-tools checks
