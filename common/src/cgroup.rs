@@ -270,6 +270,23 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
     Ok(())
 }
 
+/// What a failed `Cgroup::new_with_specified_controllers` made is removed:
+/// cgroups-rs makes the cgroup's directory in one hierarchy after another
+/// and stops at the first that refuses, keeping the ones it made (a
+/// read-only pids hierarchy left the memory one behind). Removes `name`
+/// wherever it is, then the project's parent wherever it is empty. The
+/// caller holds [`lock_parent`], as it did for the mkdir.
+pub fn remove_made(name: &str) {
+    for cgroup in [name, crate::CGROUP_PARENT] {
+        for subsystem in Cgroup::load(hierarchies::auto(), cgroup).subsystems() {
+            let path = subsystem.to_controller().path();
+            if path.exists() {
+                let _ = crate::sys!(std::fs::remove_dir(path));
+            }
+        }
+    }
+}
+
 /// `--trace` after cgroups-rs wrote a file: the file as the kernel now
 /// shows it, `memory.limit_in_bytes = 67108864 (read back)`. `names` are the
 /// file's v1 and v2 names (`memory.limit_in_bytes`, `memory.max`): the one

@@ -258,6 +258,9 @@ fn create_cgroup(args: &Args, container: &Container) -> Result<ContainerCgroup> 
     let lock = common::cgroup::lock_parent()?;
     let created =
         sys!(Cgroup::new_with_specified_controllers(hierarchies::auto(), &name, common::cgroup::controllers()));
+    if created.is_err() {
+        common::cgroup::remove_made(&name);
+    }
     drop(lock);
     let cgroup = ContainerCgroup(created?);
     common::cgroup::check_created(&cgroup.0)?;

@@ -345,6 +345,30 @@ as_root!(a_cgroup_that_got_no_controller_is_named_and_removed, {
     assert!(!parent.exists(), "{} was left behind", parent.display());
 });
 
+as_root!(a_hierarchy_that_refuses_mkdir_leaves_no_cgroup_behind, {
+    // cgroups-rs makes the cgroup in one hierarchy after another and stops
+    // at the first that refuses: the ones made before it must go too.
+    if cgroup_v2() {
+        return skipped("a_hierarchy_that_refuses_mkdir_leaves_no_cgroup_behind", "cgroup v1 only");
+    }
+    let sandbox = Sandbox::new();
+    let setup = "mount -o remount,bind,ro /sys/fs/cgroup/pids";
+    let output = testing::finished(after_private_mounts(setup, STEP.command(&sandbox, &["true"])), &sandbox);
+    let err = testing::stderr(&output);
+    assert_eq!(testing::code(&output), 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "expected one line: {err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    let prefix = format!("\"{}/", common::CGROUP_PARENT);
+    let at = err.find(&prefix).unwrap_or_else(|| panic!("the error names no cgroup: {err}")) + prefix.len();
+    let id = &err[at..at + 12];
+    let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join(common::CGROUP_PARENT).join(id))
+        .filter(|path| path.exists())
+        .collect();
+    assert!(left.is_empty(), "the failed start left {left:?}");
+});
+
 as_root!(a_controller_the_kernel_disabled_is_named, {
     if cgroup_v2() {
         // cgroup.controllers is the only list on v2: see a_missing_cgroup_controller_is_named.
