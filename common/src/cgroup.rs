@@ -260,13 +260,7 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
     // Plain rmdir(2), not cgroups-rs's delete: that one also removes child
     // cgroups, and would take a just-created one of another container.
     let _lock = lock_parent()?;
-    let parent = Cgroup::load(hierarchies::auto(), crate::CGROUP_PARENT);
-    for subsystem in parent.subsystems() {
-        let path = subsystem.to_controller().path();
-        if path.exists() {
-            let _ = crate::sys!(std::fs::remove_dir(path));
-        }
-    }
+    remove_dir_everywhere(crate::CGROUP_PARENT);
     Ok(())
 }
 
@@ -277,12 +271,18 @@ pub fn remove(cgroup: &Cgroup) -> Result<()> {
 /// wherever it is, then the project's parent wherever it is empty. The
 /// caller holds [`lock_parent`], as it did for the mkdir.
 pub fn remove_made(name: &str) {
-    for cgroup in [name, crate::CGROUP_PARENT] {
-        for subsystem in Cgroup::load(hierarchies::auto(), cgroup).subsystems() {
-            let path = subsystem.to_controller().path();
-            if path.exists() {
-                let _ = crate::sys!(std::fs::remove_dir(path));
-            }
+    remove_dir_everywhere(name);
+    remove_dir_everywhere(crate::CGROUP_PARENT);
+}
+
+/// rmdir(2) of the cgroup `name` in every hierarchy where it is; one that
+/// is not empty (EBUSY) stays. Plain rmdir, not cgroups-rs's delete, which
+/// also removes child cgroups.
+fn remove_dir_everywhere(name: &str) {
+    for subsystem in Cgroup::load(hierarchies::auto(), name).subsystems() {
+        let path = subsystem.to_controller().path();
+        if path.exists() {
+            let _ = crate::sys!(std::fs::remove_dir(path));
         }
     }
 }
