@@ -64,7 +64,7 @@
 #                   v2 (crun refuses a hybrid host); in the VM, where
 #                   scripts/vm-test.sh puts crun, runc, bwrap, bash, python3
 #                   and GNU time into the busybox system:
-#                   BIN_DIR=target/release VM_SCRIPT=scripts/bench.sh sh scripts/vm-test.sh
+#                   BIN_DIR=target/x86_64-unknown-linux-gnu/release VM_SCRIPT=scripts/bench.sh sh scripts/vm-test.sh
 #   bwrap           bubblewrap --unshare-all on a read-only bind of the image:
 #                   no cgroup, no overlay, no user-ns map of its own choosing;
 #                   a lower bound for "a process in new namespaces"
@@ -136,12 +136,12 @@ if [ -z "${BIN_DIR:-}" ]; then
     command -v cargo >/dev/null || {
         say "cargo not found on root's PATH: build as yourself with"
         say "  cargo build --release -p step09-oom -p step05-overlay -p step10-oci"
-        say "then run: sudo BIN_DIR=target/release $0"
+        say "then run: sudo BIN_DIR=target/$(uname -m)-unknown-linux-gnu/release $0"
         exit 1
     }
     say "cargo build --release -p step09-oom -p step05-overlay -p step10-oci"
     (cd "$repo" && cargo build --release -p step09-oom -p step05-overlay -p step10-oci) >&2
-    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/release
+    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/$(rustc --print host-tuple)/release
 fi
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 for step in $steps; do

@@ -60,7 +60,7 @@ fi
 if [ -z "${BIN_DIR:-}" ]; then
     (cd "$repo" && cargo build --quiet --release -p step10-oci -p common --bin step10-oci --bin build-busybox-image) ||
         { say "cargo build failed"; exit 1; }
-    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/release
+    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/$(rustc --print host-tuple)/release
 fi
 RUNTIME=${RUNTIME:-$BIN_DIR/step10-oci}
 [ -x "$RUNTIME" ] || { say "no runtime at $RUNTIME"; exit 1; }

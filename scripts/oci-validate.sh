@@ -51,7 +51,7 @@ fi
 
 if [ -z "${BIN_DIR:-}" ]; then
     (cd "$repo" && cargo build --quiet --release -p step10-oci) || { say "cargo build failed"; exit 1; }
-    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/release
+    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/$(rustc --print host-tuple)/release
 fi
 
 programs=$(cd "$src" && find validation -name '*.go' ! -path '*/util/*' | sort | sed 's/\.go$/.t/')

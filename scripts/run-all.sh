@@ -12,7 +12,8 @@
 #
 # Environment:
 #   BIN_DIR    directory with prebuilt step binaries; when unset, this script
-#              runs `cargo build --release --workspace` and uses target/release
+#              runs `cargo build --release --workspace` and uses
+#              target/<host tuple>/release (.cargo/config.toml)
 #   STATE_DIR  where images and containers go (passed to every run as
 #              --image-dir STATE_DIR/images --container-dir STATE_DIR/containers);
 #              default: a fresh temporary directory, removed at the end, so a
@@ -103,13 +104,13 @@ if [ -z "${BIN_DIR:-}" ]; then
     if ! command -v cargo >/dev/null; then
         say "cargo not found on root's PATH: build as yourself with"
         say "  cargo build --release --workspace"
-        say "then run: sudo BIN_DIR=target/release $0"
+        say "then run: sudo BIN_DIR=target/$(uname -m)-unknown-linux-gnu/release $0"
         say "(no Rust on this machine at all? sh scripts/provision.sh installs it)"
         exit 1
     fi
     say "cargo build --release --workspace"
     (cd "$repo" && cargo build --release --workspace) >&2 || { say "the build failed"; exit 1; }
-    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/release
+    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/$(rustc --print host-tuple)/release
 fi
 BIN_DIR=$(cd "$BIN_DIR" && pwd) || { say "BIN_DIR is not a directory"; exit 1; }
 

@@ -10,7 +10,7 @@
 #
 # Environment:
 #   BIN_DIR   directory with a prebuilt step09-oom; when unset, the repository's
-#             target/release, built with `cargo build --release -p step09-oom`
+#             target/<host tuple>/release, built with `cargo build --release -p step09-oom`
 #             when the binary is missing
 #   N_SEQ     phase A: runs of `run -m 64m -- true` one after the other (1000)
 #   N_PAR     phase B: runs of `run -m 64m -- sh -c '...; sleep 0.2'` at once (50)
@@ -86,7 +86,7 @@ done
 if [[ -n ${BIN_DIR:-} ]]; then
     [[ -x $BIN_DIR/step09-oom ]] || die "BIN_DIR=$BIN_DIR has no step09-oom"
 else
-    BIN_DIR=$repo/target/release
+    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/$(rustc --print host-tuple)/release
     if [[ ! -x $BIN_DIR/step09-oom ]]; then
         say "building step09-oom (cargo build --release -p step09-oom)"
         (cd "$repo" && cargo build --release -p step09-oom) || die "cargo build failed"

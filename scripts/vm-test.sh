@@ -11,7 +11,7 @@
 #          `N passed, M failed`; the exit status is run-all.sh's.
 #
 # Environment:
-#   BIN_DIR     directory with prebuilt step binaries (e.g. target/release);
+#   BIN_DIR     directory with prebuilt step binaries (e.g. target/x86_64-unknown-linux-gnu/release);
 #               when unset, this script runs `cargo build --release --workspace`
 #   VM_TIMEOUT  seconds before a hung VM is killed (default 1800: under software emulation on a busy 2-core machine run-all alone has taken over 600 s)
 #   VM_ACCEL    qemu accelerator (default tcg: software emulation, which is
@@ -125,7 +125,7 @@ if [ -z "${BIN_DIR:-}" ]; then
     command -v cargo >/dev/null || die "cargo not found; run scripts/provision.sh first"
     say "cargo build --release --workspace"
     (cd "$repo" && cargo build --release --workspace) >&2
-    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/release
+    BIN_DIR=${CARGO_TARGET_DIR:-$repo/target}/$(rustc --print host-tuple)/release
 fi
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 bins=$(find "$BIN_DIR" -maxdepth 1 -type f -perm -u+x | sort)
