@@ -269,7 +269,7 @@ pub(crate) fn run(program: &[sock_filter], nr: u32, arch: u32, args: [u64; 6]) -
             4 => arch,
             16..=63 => {
                 let arg = args[((offset - 16) / 8) as usize];
-                if offset % 8 == 0 { arg as u32 } else { (arg >> 32) as u32 }
+                if offset.is_multiple_of(8) { arg as u32 } else { (arg >> 32) as u32 }
             }
             _ => panic!("load at {offset}"),
         }

@@ -79,10 +79,10 @@ fn loopback_nameserver(line: &str) -> bool {
 fn host_resolv_conf() -> String {
     let text = fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
     let servers: Vec<&str> = text.lines().filter_map(nameserver).collect();
-    if servers == ["127.0.0.53"] {
-        if let Ok(upstream) = fs::read_to_string(SYSTEMD_RESOLV_CONF) {
-            return upstream;
-        }
+    if servers == ["127.0.0.53"]
+        && let Ok(upstream) = fs::read_to_string(SYSTEMD_RESOLV_CONF)
+    {
+        return upstream;
     }
     text
 }

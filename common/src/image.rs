@@ -786,10 +786,10 @@ fn unpack_checked(
         unpacked?;
         return hashed.finish();
     };
-    if let Err(err) = &unpacked {
-        if crate::signals::exit_code(err).is_some() {
-            return unpacked.map(|()| String::new());
-        }
+    if let Err(err) = &unpacked
+        && crate::signals::exit_code(err).is_some()
+    {
+        return unpacked.map(|()| String::new());
     }
     let got = hashed.finish().map_err(|err| {
         if crate::signals::exit_code(&err).is_some() {

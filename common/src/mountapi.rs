@@ -100,11 +100,11 @@ pub fn recv_fd(socket: &impl AsRawFd) -> nix::Result<Option<OwnedFd>> {
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let message = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
     for cmsg in message.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just installed this descriptor for us.
-                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
-            }
+        if let ControlMessageOwned::ScmRights(fds) = cmsg
+            && let Some(fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
         }
     }
     Ok(None)

@@ -212,21 +212,20 @@ fn strace_style(text: &str) -> String {
         return "NULL".to_string();
     }
     // A pid inside a larger value (`Exited(Pid(42), 0)`) is its number too.
-    if let Some(at) = text.find("Pid(").filter(|at| *at > 0) {
-        if let Some(end) = text[at + 4..].find(')') {
-            let number = &text[at + 4..at + 4 + end];
-            if !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()) {
-                return strace_style(&format!("{}{number}{}", &text[..at], &text[at + 5 + end..]));
-            }
+    if let Some(at) = text.find("Pid(").filter(|at| *at > 0)
+        && let Some(end) = text[at + 4..].find(')')
+    {
+        let number = &text[at + 4..at + 4 + end];
+        if !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()) {
+            return strace_style(&format!("{}{number}{}", &text[..at], &text[at + 5 + end..]));
         }
     }
     // std's Permissions: `Permissions(FilePermissions { mode: 0o000666 })` is `0666`.
     if let Some(mode) =
         text.strip_prefix("Permissions(FilePermissions { mode: 0o").and_then(|rest| rest.strip_suffix(" })"))
+        && let Ok(bits) = u32::from_str_radix(mode, 8)
     {
-        if let Ok(bits) = u32::from_str_radix(mode, 8) {
-            return format!("0{bits:03o}");
-        }
+        return format!("0{bits:03o}");
     }
     if let Some(inner) = text.strip_prefix("Some(").and_then(|rest| rest.strip_suffix(')')) {
         return strace_style(inner);

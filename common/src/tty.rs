@@ -366,11 +366,11 @@ impl Streams {
                         // A program that switched its terminal's mode since
                         // (a shell's line editor does, before its prompt)
                         // has not seen that Ctrl-D as one: send another.
-                        if let Some(canonical) = eof_sent_canonical {
-                            if self.canonical() != Some(canonical) {
-                                eof_sent_canonical = self.canonical();
-                                pending.extend(self.end_of_file(b'\n'));
-                            }
+                        if let Some(canonical) = eof_sent_canonical
+                            && self.canonical() != Some(canonical)
+                        {
+                            eof_sent_canonical = self.canonical();
+                            pending.extend(self.end_of_file(b'\n'));
                         }
                     }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}

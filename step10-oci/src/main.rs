@@ -1324,10 +1324,10 @@ fn oci_child(
     let env = common::env::command_line(process.env().as_deref().unwrap_or_default())?;
     // The bundle's seccomp profile, compiled before anything is mounted.
     let seccomp = linux.seccomp().as_ref().map(oci::seccomp_filter).transpose()?;
-    if bundle.namespace(LinuxNamespaceType::Uts) == Some(None) {
-        if let Some(hostname) = spec.hostname() {
-            sys!(sethostname(hostname))?;
-        }
+    if bundle.namespace(LinuxNamespaceType::Uts) == Some(None)
+        && let Some(hostname) = spec.hostname()
+    {
+        sys!(sethostname(hostname))?;
     }
     if bundle.namespace(LinuxNamespaceType::Network) == Some(None) {
         common::net::loopback_up()?;

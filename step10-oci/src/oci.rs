@@ -559,11 +559,11 @@ fn apply_resources(bundle: &Bundle, cgroup: &Cgroup) -> Result<()> {
             sys!(memory.set_limit(bytes))?;
             common::cgroup::read_back(memory.path(), &["memory.limit_in_bytes", "memory.max"]);
             // The spec's swap is memory+swap, as v1's memsw; v2 limits swap alone.
-            if let Some(total) = limits.swap().filter(|total| *total != 0) {
-                if common::cgroup::swap_accounted(memory) {
-                    let swap = if total < 0 || !v2 { total } else { (total - bytes).max(0) };
-                    sys!(memory.set_memswap_limit(swap))?;
-                }
+            if let Some(total) = limits.swap().filter(|total| *total != 0)
+                && common::cgroup::swap_accounted(memory)
+            {
+                let swap = if total < 0 || !v2 { total } else { (total - bytes).max(0) };
+                sys!(memory.set_memswap_limit(swap))?;
             }
         }
         if let Some(bytes) = limits.reservation().filter(|bytes| *bytes > 0) {
@@ -582,10 +582,10 @@ fn apply_resources(bundle: &Bundle, cgroup: &Cgroup) -> Result<()> {
         }
         // Kernel memory limits are gone from recent kernels (EOPNOTSUPP
         // since 5.16); runc 1.1 ignores them too.
-        if let Some(bytes) = limits.kernel() {
-            if let Err(err) = sys!(memory.set_kmem_limit(bytes)) {
-                common::trace::note(&format!("linux.resources.memory.kernel ignored: {err:#}"));
-            }
+        if let Some(bytes) = limits.kernel()
+            && let Err(err) = sys!(memory.set_kmem_limit(bytes))
+        {
+            common::trace::note(&format!("linux.resources.memory.kernel ignored: {err:#}"));
         }
     }
     if let Some(limits) = resources.cpu() {
