@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -160,7 +160,7 @@ pub fn compression(magic: &[u8], input: &Path) -> Result<Compression> {
 
 /// `reader` decompressed, whatever it is compressed with (found from its
 /// first bytes).
-pub fn decompressed<'a>(mut reader: Box<dyn Read + 'a>, input: &Path) -> Result<Box<dyn Read + 'a>> {
+pub fn decompressed<'a>(mut reader: Box<dyn BufRead + 'a>, input: &Path) -> Result<Box<dyn BufRead + 'a>> {
     let mut magic = [0u8; 6];
     let mut got = 0;
     while got < magic.len() {
@@ -171,17 +171,30 @@ pub fn decompressed<'a>(mut reader: Box<dyn Read + 'a>, input: &Path) -> Result<
             Err(err) => return Err(err).with_context(|| format!("cannot read {}", input.display())),
         }
     }
-    let whole: Box<dyn Read + 'a> = Box::new(io::Cursor::new(magic[..got].to_vec()).chain(reader));
+    let whole = io::Cursor::new(magic[..got].to_vec()).chain(reader);
     Ok(match compression(&magic[..got], input)? {
-        Compression::None => whole,
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(whole)),
+        Compression::None => Box::new(whole),
+        Compression::Gzip => {
+            Box::new(io::BufReader::with_capacity(READ_BUFFER, flate2::bufread::GzDecoder::new(whole)))
+        }
         // ruzstd reads one zstd frame, which is what `zstd` and the image
         // tools write for a file.
-        Compression::Zstd => Box::new(
+        Compression::Zstd => Box::new(io::BufReader::with_capacity(
+            READ_BUFFER,
             ruzstd::decoding::StreamingDecoder::new(whole)
                 .map_err(|err| anyhow!("image {} is not a valid zstd stream ({err})", input.display()))?,
-        ),
+        )),
     })
+}
+
+/// The size of the reads from an image's files and of the buffers after a
+/// decompressor: the tar crate reads each 512-byte header with a read of
+/// its own.
+pub const READ_BUFFER: usize = 128 << 10;
+
+/// `file` read through a buffer of [`READ_BUFFER`].
+pub fn buffered<'a>(file: impl Read + 'a) -> Box<dyn BufRead + 'a> {
+    Box::new(io::BufReader::with_capacity(READ_BUFFER, file))
 }
 
 /// Reads the image at `input` (a file or a directory), by content.
@@ -221,7 +234,7 @@ pub fn parse(input: &Path, scratch: &Path) -> Result<Parsed> {
     let file = if compressed {
         let copy = scratch.join("archive.tar");
         let mut out = fs::File::create(&copy).with_context(|| format!("cannot create {}", copy.display()))?;
-        let mut reader = decompressed(Box::new(fs::File::open(input)?), input)?;
+        let mut reader = decompressed(buffered(fs::File::open(input)?), input)?;
         io::copy(&mut reader, &mut out).map_err(|err| truncated(input, &err.to_string()))?;
         copy
     } else {
@@ -262,7 +275,7 @@ fn archive_name(first: &str, whole: &str) -> bool {
 /// name is one an image archive has), else None: a root filesystem shows
 /// itself at its first entry (`bin/`, `etc/`), so this rarely reads far.
 fn image_archive_entries(input: &Path) -> Result<Option<Vec<String>>> {
-    let reader = decompressed(Box::new(fs::File::open(input)?), input)?;
+    let reader = decompressed(buffered(fs::File::open(input)?), input)?;
     let mut archive = Archive::new(reader);
     let mut names = Vec::new();
     let entries = archive.entries().map_err(|err| truncated(input, &err.to_string()))?;

@@ -771,7 +771,8 @@ fn unpack_checked(
     let unpack = |reader| crate::layer::unpack(reader, staging, what, expected.is_some());
     let (unpacked, hashed) = match layer.digest {
         Digest::DiffId(_) => {
-            let mut hashed = Hashed::new(archive::decompressed(raw, source)?);
+            let decompressed: Box<dyn Read> = archive::decompressed(archive::buffered(raw), source)?;
+            let mut hashed = Hashed::new(decompressed);
             let unpacked = unpack(Box::new(&mut hashed));
             (unpacked, hashed)
         }
@@ -1275,6 +1276,63 @@ mod tests {
         assert!(layer.join("ok").is_file());
         assert!(!layer.join("dev/sda").exists());
         assert!(!layer.join("dev/null").exists());
+    }
+
+    /// The layer's regular files are written by `layer::write_file`, not
+    /// by the tar crate: what it makes must be what the tar crate makes
+    /// (owner, mode with its set-uid and set-gid bits, mtime with 0 made
+    /// 1, content across the write buffer's and the hashing chunk's
+    /// boundaries, a name given twice).
+    #[test]
+    fn regular_files_are_written_as_the_tar_crate_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.tar");
+        let mut builder = tar::Builder::new(fs::File::create(&path).unwrap());
+        let big: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let files: [(&str, u32, u64, u64, u64, &[u8]); 6] = [
+            ("big", 0o4755, 1000, 42, 1_234_567_890, &big),
+            ("zero-mtime", 0o640, 0, 0, 0, b"zero\n"),
+            ("empty", 0o600, 7, 7, 5, b""),
+            ("d/group", 0o2750, 0, 42, 99, b"g\n"),
+            ("twice", 0o644, 0, 0, 10, b"first\n"),
+            ("twice", 0o755, 1, 1, 20, b"second\n"),
+        ];
+        for (name, mode, uid, gid, mtime, data) in files {
+            let mut header = Header::new_ustar();
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(mode);
+            header.set_uid(uid);
+            header.set_gid(gid);
+            header.set_mtime(mtime);
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+        builder.finish().unwrap();
+        let ours = dir.path().join("ours");
+        let mut hashed = Hashed::new(fs::File::open(&path).unwrap());
+        crate::layer::unpack(Box::new(&mut hashed), &ours, "test", false).unwrap();
+        let digest = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(fs::read(&path).unwrap()));
+        assert_eq!(hashed.finish().unwrap(), digest, "the digest of what was unpacked");
+        let theirs = dir.path().join("theirs");
+        let mut archive = tar::Archive::new(fs::File::open(&path).unwrap());
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_ownerships(true);
+        archive.unpack(&theirs).unwrap();
+        for name in ["big", "zero-mtime", "empty", "d/group", "twice"] {
+            let (a, b) =
+                (fs::symlink_metadata(ours.join(name)).unwrap(), fs::symlink_metadata(theirs.join(name)).unwrap());
+            let show = |m: &fs::Metadata| (m.mode(), m.uid(), m.gid(), m.mtime(), m.mtime_nsec(), m.size(), m.nlink());
+            assert_eq!(
+                show(&a),
+                show(&b),
+                "{name}: ours (mode, uid, gid, mtime, ns, size, links) against the tar crate's"
+            );
+            assert_eq!(fs::read(ours.join(name)).unwrap(), fs::read(theirs.join(name)).unwrap(), "{name}: content");
+        }
+        let big_meta = fs::metadata(ours.join("big")).unwrap();
+        assert_eq!((big_meta.mode() & 0o7777, big_meta.uid()), (0o4755, 1000), "the set-uid bit outlived the chown");
+        assert_eq!(fs::metadata(ours.join("zero-mtime")).unwrap().mtime(), 1);
+        assert_eq!(fs::read(ours.join("twice")).unwrap(), b"second\n");
     }
 
     #[test]
