@@ -1289,13 +1289,14 @@ mod tests {
         let path = dir.path().join("files.tar");
         let mut builder = tar::Builder::new(fs::File::create(&path).unwrap());
         let big: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-        let files: [(&str, u32, u64, u64, u64, &[u8]); 6] = [
-            ("big", 0o4755, 1000, 42, 1_234_567_890, &big),
-            ("zero-mtime", 0o640, 0, 0, 0, b"zero\n"),
-            ("empty", 0o600, 7, 7, 5, b""),
-            ("d/group", 0o2750, 0, 42, 99, b"g\n"),
-            ("twice", 0o644, 0, 0, 10, b"first\n"),
-            ("twice", 0o755, 1, 1, 20, b"second\n"),
+        // Name, mode, uid, gid, mtime, data.
+        let files = [
+            ("big", 0o4755, 1000, 42, 1_234_567_890, big.as_slice()),
+            ("zero-mtime", 0o640, 0, 0, 0, &b"zero\n"[..]),
+            ("empty", 0o600, 7, 7, 5, &b""[..]),
+            ("d/group", 0o2750, 0, 42, 99, &b"g\n"[..]),
+            ("twice", 0o644, 0, 0, 10, &b"first\n"[..]),
+            ("twice", 0o755, 1, 1, 20, &b"second\n"[..]),
         ];
         for (name, mode, uid, gid, mtime, data) in files {
             let mut header = Header::new_ustar();

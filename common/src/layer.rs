@@ -236,6 +236,9 @@ pub fn unpack(reader: Box<dyn BufRead + '_>, dest: &Path, what: &str, may_be_emp
             entry.unpack(&target).map(drop)
         };
         if let Err(err) = unpacked {
+            // A termination signal stops a large file midway (write_file):
+            // then the signal is what the run reports.
+            crate::signals::check()?;
             // The tar crate names the entry and the destination; the
             // root cause alone says what went wrong with the tarball.
             let cause = anyhow::Error::new(err);
@@ -288,6 +291,10 @@ fn write_file<R: Read>(entry: &mut tar::Entry<'_, R>, target: &Path, buffer: &mu
     };
     let mut written = 0;
     while written < size {
+        if crate::signals::interrupted().is_some() {
+            // The caller reports the signal.
+            return Err(io::ErrorKind::Interrupted.into());
+        }
         let n = match entry.read(buffer) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the tar ends inside the file")),
             Ok(n) => n,

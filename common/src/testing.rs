@@ -1031,34 +1031,76 @@ pub fn write_big_image(path: &Path, files: usize) {
     builder.into_inner().unwrap();
 }
 
+/// A tarball of one file of `size` zero bytes (and the directories a
+/// container mounts on), for a test that needs one file to take seconds
+/// to write. The file's data is a hole in the tarball: it takes no disk.
+pub fn write_huge_file_image(path: &Path, size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut builder = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for dir in ["proc", "sys", "dev", "bin"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        builder.append_data(&mut header, dir, std::io::empty()).unwrap();
+    }
+    let mut file = builder.into_inner().unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_path("huge").unwrap();
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    // Over the end-of-archive blocks the builder wrote; the zeros after the
+    // data (its padding and two blocks) end the archive again.
+    let end = file.seek(SeekFrom::End(-1024)).unwrap();
+    file.write_all(header.as_bytes()).unwrap();
+    file.set_len(end + 512 + size.div_ceil(512) * 512 + 1024).unwrap();
+}
+
 /// SIGTERM, SIGHUP or SIGINT while the image is being extracted stops the
 /// run within a second, with 128+N, and leaves nothing: no half-extracted
-/// image, no staging directory, no container directory.
+/// image, no staging directory, no container directory. Between two files
+/// of many small ones, and in the middle of one of 4 GiB.
 pub fn check_signal_during_extraction_stops_the_run(step: Step) {
     use nix::sys::signal::Signal;
     step.expect_images("check_signal_during_extraction_stops_the_run");
     let shared = Sandbox::new();
     let tarball = shared.dir.path().join("big.tar");
     write_big_image(&tarball, 40_000);
-    for signal in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
+    let huge = shared.dir.path().join("huge.tar");
+    write_huge_file_image(&huge, 4 << 30);
+    for (signal, tarball) in
+        [(Signal::SIGTERM, &tarball), (Signal::SIGHUP, &tarball), (Signal::SIGINT, &tarball), (Signal::SIGTERM, &huge)]
+    {
+        let what = format!("{signal} during {}", tarball.file_name().unwrap().to_string_lossy());
         let sandbox = Sandbox::new();
         std::fs::create_dir_all(&sandbox.images).unwrap();
-        std::fs::hard_link(&tarball, sandbox.images.join("big.tar")).unwrap();
+        std::fs::hard_link(tarball, sandbox.images.join("big.tar")).unwrap();
         let mut child =
             step.command(&sandbox, &["--image", "big", "true"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
         wait_for("the extraction to start", || {
             std::fs::read_dir(&sandbox.images).unwrap().count() > 1 || child.try_wait().unwrap().is_some()
         });
         std::thread::sleep(std::time::Duration::from_millis(100));
+        if child.try_wait().unwrap().is_some() {
+            panic!("{what}: the run ended before the signal: {}", stderr(&child.wait_with_output().unwrap()));
+        }
         let sent = std::time::Instant::now();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let output = child.wait_with_output().unwrap();
         let took = sent.elapsed();
-        assert_eq!(output.status.code(), Some(128 + signal as i32), "{signal}: {}", stderr(&output));
-        assert!(took < std::time::Duration::from_secs(1), "{signal}: the run took {took:?} to stop");
+        assert_eq!(output.status.code(), Some(128 + signal as i32), "{what}: {}", stderr(&output));
+        assert!(took < std::time::Duration::from_secs(1), "{what}: the run took {took:?} to stop");
         let left: Vec<_> =
             std::fs::read_dir(&sandbox.images).unwrap().map(|entry| entry.unwrap().file_name()).collect();
-        assert_eq!(left, ["big.tar"], "{signal}: the extraction left files behind");
+        assert_eq!(left, ["big.tar"], "{what}: the extraction left files behind");
         sandbox.assert_clean();
     }
 }
