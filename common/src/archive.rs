@@ -174,16 +174,13 @@ pub fn decompressed<'a>(mut reader: Box<dyn BufRead + 'a>, input: &Path) -> Resu
     let whole = io::Cursor::new(magic[..got].to_vec()).chain(reader);
     Ok(match compression(&magic[..got], input)? {
         Compression::None => Box::new(whole),
-        Compression::Gzip => {
-            Box::new(io::BufReader::with_capacity(READ_BUFFER, flate2::bufread::GzDecoder::new(whole)))
-        }
+        Compression::Gzip => buffered(flate2::bufread::GzDecoder::new(whole)),
         // ruzstd reads one zstd frame, which is what `zstd` and the image
         // tools write for a file.
-        Compression::Zstd => Box::new(io::BufReader::with_capacity(
-            READ_BUFFER,
+        Compression::Zstd => buffered(
             ruzstd::decoding::StreamingDecoder::new(whole)
                 .map_err(|err| anyhow!("image {} is not a valid zstd stream ({err})", input.display()))?,
-        )),
+        ),
     })
 }
 
@@ -192,9 +189,10 @@ pub fn decompressed<'a>(mut reader: Box<dyn BufRead + 'a>, input: &Path) -> Resu
 /// its own.
 pub const READ_BUFFER: usize = 128 << 10;
 
-/// `file` read through a buffer of [`READ_BUFFER`].
-pub fn buffered<'a>(file: impl Read + 'a) -> Box<dyn BufRead + 'a> {
-    Box::new(io::BufReader::with_capacity(READ_BUFFER, file))
+/// `reader` (a file, a decompressor) read through a buffer of
+/// [`READ_BUFFER`].
+pub fn buffered<'a>(reader: impl Read + 'a) -> Box<dyn BufRead + 'a> {
+    Box::new(io::BufReader::with_capacity(READ_BUFFER, reader))
 }
 
 /// Reads the image at `input` (a file or a directory), by content.
