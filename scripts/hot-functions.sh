@@ -7,8 +7,8 @@
 # touches (fault-around). A start of step10-oci runs about 900 functions,
 # 0.6 MB of code, spread over most of the 5 MB of .text: 55 windows, 3.5 MB
 # of peak RSS in code alone. Placed together they fit in about 10 windows.
-# Takes about 20 minutes here: the kernel adds and removes the 17,000 probes
-# one at a time.
+# Takes about 20 minutes here, most of it adding and removing the 17,000
+# probes one at a time.
 # BENCHMARKS.md ("What cost what", point 12) has the figures.
 #
 # Usage:   sudo scripts/hot-functions.sh       (then commit the file)
@@ -157,9 +157,10 @@ EOF
 done
 
 # --- the starts, one binary at a time ----------------------------------------
-# Each binary's probes are added, used and removed in turn (the kernel takes
-# about 35 ms to add or remove one here: most of the script's 20 minutes).
-# Each start runs twice; messages go to $S/runs.log.
+# Each binary's probes are added, used and removed in turn, one write each:
+# with 17,000 of them that was most of the script's 20 minutes here (adding
+# 7,000 once took 16 s, and minutes in other runs). Each start runs twice;
+# messages go to $S/runs.log.
 starts_step09_oom() {
     "$S/step09-oom" run $dirs -m 64m -- /bin/true
     "$S/step09-oom" run $dirs -m 64m --userns=host -- /bin/true
